@@ -1,0 +1,4 @@
+//! Adapters: one module per technology. Which ones run is decided by configuration
+//! (`config.rs`), never by `cfg` flags.
+
+pub mod sqlite;

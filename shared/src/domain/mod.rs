@@ -1,0 +1,23 @@
+//! Pure types and rules. No I/O, no AWS types.
+
+mod email;
+mod otp;
+mod password;
+mod role;
+pub mod throttle;
+mod user;
+mod username;
+
+pub use email::{Email, InvalidEmail};
+pub use otp::{mac_matches, otp_mac, InvalidOtp, OtpCode, OtpPurpose, OtpRecord, OTP_MAX_WRONG_TRIES, OTP_TTL_MINUTES};
+pub use password::{InvalidPassword, Password};
+pub use role::Role;
+pub use user::{PasswordHash, User, UserView};
+pub use username::{InvalidUsername, Username};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// RFC 3339 in UTC with a `Z`, as the contract wants for every timestamp.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}

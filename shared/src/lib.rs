@@ -1,0 +1,8 @@
+//! The common crate of the Stark platform: domain, use cases, ports, adapters and the HTTP
+//! layer shared by every Lambda and by the local `stark` binary.
+
+pub mod clock;
+pub mod domain;
+pub mod ports;
+pub mod security;
+pub mod adapters;

@@ -1,0 +1,139 @@
+//! The two secrets: the JWT signing key and the OTP pepper. Locally they are generated into
+//! the data dir on first start; on Lambda they come from the environment, which the template
+//! fills from Secrets Manager. Neither is ever printed by `Debug`.
+
+use secrecy::{ExposeSecret, SecretBox};
+use std::path::Path;
+
+use super::jwt::{TokenSigner, TokenVerifier};
+
+pub struct OtpPepper(SecretBox<Vec<u8>>);
+
+impl OtpPepper {
+    pub fn new(bytes: Vec<u8>) -> anyhow::Result<Self> {
+        anyhow::ensure!(bytes.len() >= 16, "the OTP pepper must be at least 16 bytes");
+        Ok(OtpPepper(SecretBox::new(Box::new(bytes))))
+    }
+
+    pub fn from_hex(s: &str) -> anyhow::Result<Self> {
+        let bytes = hex::decode(s.trim()).map_err(|_| anyhow::anyhow!("the OTP pepper must be hex"))?;
+        Self::new(bytes)
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for OtpPepper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OtpPepper(<secret>)")
+    }
+}
+
+/// Signing and verifying keys. A function that only checks tokens has no signer.
+#[derive(Debug, Clone)]
+pub struct TokenKeys {
+    pub signer: Option<TokenSigner>,
+    pub verifier: TokenVerifier,
+}
+
+pub struct Secrets {
+    pub keys: TokenKeys,
+    pub otp_pepper: OtpPepper,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets").field("keys", &self.keys).field("otp_pepper", &self.otp_pepper).finish()
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    std::fs::write(path, contents)?;
+    Ok(())
+}
+
+fn read_or_create(path: &Path, create: impl FnOnce() -> anyhow::Result<String>) -> anyhow::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let fresh = create()?;
+            match write_private(path, &fresh) {
+                Ok(()) => Ok(fresh),
+                // Another process created it first: use theirs.
+                Err(_) if path.exists() => Ok(std::fs::read_to_string(path)?),
+                Err(e) => Err(e.context(format!("cannot write {}", path.display()))),
+            }
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+impl Secrets {
+    /// `<data-dir>/jwt-ed25519.pem` (PKCS#8) and `<data-dir>/otp-pepper` (hex), created once.
+    pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| anyhow::anyhow!("cannot create data dir {}: {e}", data_dir.display()))?;
+        let pem = read_or_create(&data_dir.join("jwt-ed25519.pem"), || TokenSigner::generate().to_pkcs8_pem())?;
+        let signer = TokenSigner::from_pkcs8_pem(&pem)?;
+        let pepper = read_or_create(&data_dir.join("otp-pepper"), || {
+            let mut b = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+            Ok(hex::encode(b))
+        })?;
+        Ok(Secrets {
+            keys: TokenKeys { verifier: signer.verifier(), signer: Some(signer) },
+            otp_pepper: OtpPepper::from_hex(&pepper)?,
+        })
+    }
+
+    /// From `JWT_PRIVATE_KEY` (PEM; optional), `JWT_PUBLIC_KEY` (PEM; used when there is no
+    /// private key) and `OTP_PEPPER` (hex).
+    pub fn from_env() -> anyhow::Result<Self> {
+        let signer = match std::env::var("JWT_PRIVATE_KEY") {
+            Ok(pem) if !pem.trim().is_empty() => Some(TokenSigner::from_pkcs8_pem(&pem)?),
+            _ => None,
+        };
+        let verifier = match &signer {
+            Some(s) => s.verifier(),
+            None => {
+                let pem = std::env::var("JWT_PUBLIC_KEY")
+                    .map_err(|_| anyhow::anyhow!("set JWT_PRIVATE_KEY or JWT_PUBLIC_KEY"))?;
+                TokenVerifier::from_public_key_pem(&pem)?
+            }
+        };
+        let pepper = std::env::var("OTP_PEPPER").map_err(|_| anyhow::anyhow!("OTP_PEPPER is not set"))?;
+        Ok(Secrets { keys: TokenKeys { signer, verifier }, otp_pepper: OtpPepper::from_hex(&pepper)? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Secrets::load_or_create(dir.path()).unwrap();
+        let b = Secrets::load_or_create(dir.path()).unwrap();
+        assert_eq!(a.otp_pepper.expose(), b.otp_pepper.expose());
+        let (tok, _) = a.keys.signer.as_ref().unwrap().issue("u", crate::domain::Role::User, chrono::Utc::now());
+        assert!(b.keys.verifier.verify(&tok, chrono::Utc::now()).is_ok());
+        let pem = std::fs::read_to_string(dir.path().join("jwt-ed25519.pem")).unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let dbg = format!("{a:?}");
+        assert!(!dbg.contains(&hex::encode(a.otp_pepper.expose())));
+        assert!(!dbg.contains("PRIVATE"));
+    }
+}
