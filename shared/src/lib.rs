@@ -6,3 +6,8 @@ pub mod domain;
 pub mod ports;
 pub mod security;
 pub mod adapters;
+pub mod app;
+pub mod http;
+pub mod config;
+pub mod lambda;
+pub mod local;

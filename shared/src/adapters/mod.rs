@@ -2,3 +2,24 @@
 //! (`config.rs`), never by `cfg` flags.
 
 pub mod sqlite;
+pub mod dynamodb;
+pub mod eml_outbox;
+pub mod inprocess_queue;
+pub mod sqs;
+
+use async_trait::async_trait;
+
+/// For a function deployed without a queue: it sends no email, and saying so beats a panic.
+#[derive(Debug, Clone, Copy)]
+pub struct NoEmailQueue;
+
+#[async_trait]
+impl crate::ports::EmailQueue for NoEmailQueue {
+    async fn enqueue(&self, _job: &crate::ports::EmailJob) -> Result<(), crate::ports::InfraError> {
+        anyhow::bail!("this function was deployed without EMAIL_QUEUE_URL")
+    }
+
+    async fn ping(&self) -> Result<(), crate::ports::InfraError> {
+        Ok(())
+    }
+}

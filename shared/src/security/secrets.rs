@@ -35,12 +35,13 @@ impl std::fmt::Debug for OtpPepper {
 #[derive(Debug, Clone)]
 pub struct TokenKeys {
     pub signer: Option<TokenSigner>,
-    pub verifier: TokenVerifier,
+    pub verifier: Option<TokenVerifier>,
 }
 
 pub struct Secrets {
     pub keys: TokenKeys,
-    pub otp_pepper: OtpPepper,
+    /// Absent in functions that never issue or check a one-time code.
+    pub otp_pepper: Option<OtpPepper>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -93,28 +94,24 @@ impl Secrets {
             Ok(hex::encode(b))
         })?;
         Ok(Secrets {
-            keys: TokenKeys { verifier: signer.verifier(), signer: Some(signer) },
-            otp_pepper: OtpPepper::from_hex(&pepper)?,
+            keys: TokenKeys { verifier: Some(signer.verifier()), signer: Some(signer) },
+            otp_pepper: Some(OtpPepper::from_hex(&pepper)?),
         })
     }
 
-    /// From `JWT_PRIVATE_KEY` (PEM; optional), `JWT_PUBLIC_KEY` (PEM; used when there is no
-    /// private key) and `OTP_PEPPER` (hex).
+    /// Whatever a function was given: `JWT_PRIVATE_KEY` (PKCS#8 PEM) for functions that issue
+    /// tokens, `JWT_PUBLIC_KEY` (SPKI PEM) for those that only check them, `OTP_PEPPER` (hex)
+    /// for those that handle codes. Each is optional; a present but malformed one is an error.
     pub fn from_env() -> anyhow::Result<Self> {
-        let signer = match std::env::var("JWT_PRIVATE_KEY") {
-            Ok(pem) if !pem.trim().is_empty() => Some(TokenSigner::from_pkcs8_pem(&pem)?),
-            _ => None,
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let signer = var("JWT_PRIVATE_KEY").map(|pem| TokenSigner::from_pkcs8_pem(&pem)).transpose()?;
+        let verifier = match (&signer, var("JWT_PUBLIC_KEY")) {
+            (Some(s), _) => Some(s.verifier()),
+            (None, Some(pem)) => Some(TokenVerifier::from_public_key_pem(&pem)?),
+            (None, None) => None,
         };
-        let verifier = match &signer {
-            Some(s) => s.verifier(),
-            None => {
-                let pem = std::env::var("JWT_PUBLIC_KEY")
-                    .map_err(|_| anyhow::anyhow!("set JWT_PRIVATE_KEY or JWT_PUBLIC_KEY"))?;
-                TokenVerifier::from_public_key_pem(&pem)?
-            }
-        };
-        let pepper = std::env::var("OTP_PEPPER").map_err(|_| anyhow::anyhow!("OTP_PEPPER is not set"))?;
-        Ok(Secrets { keys: TokenKeys { signer, verifier }, otp_pepper: OtpPepper::from_hex(&pepper)? })
+        let otp_pepper = var("OTP_PEPPER").map(|h| OtpPepper::from_hex(&h)).transpose()?;
+        Ok(Secrets { keys: TokenKeys { signer, verifier }, otp_pepper })
     }
 }
 
@@ -127,13 +124,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = Secrets::load_or_create(dir.path()).unwrap();
         let b = Secrets::load_or_create(dir.path()).unwrap();
-        assert_eq!(a.otp_pepper.expose(), b.otp_pepper.expose());
+        assert_eq!(a.otp_pepper.as_ref().unwrap().expose(), b.otp_pepper.as_ref().unwrap().expose());
         let (tok, _) = a.keys.signer.as_ref().unwrap().issue("u", crate::domain::Role::User, chrono::Utc::now());
-        assert!(b.keys.verifier.verify(&tok, chrono::Utc::now()).is_ok());
+        assert!(b.keys.verifier.as_ref().unwrap().verify(&tok, chrono::Utc::now()).is_ok());
         let pem = std::fs::read_to_string(dir.path().join("jwt-ed25519.pem")).unwrap();
         assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
         let dbg = format!("{a:?}");
-        assert!(!dbg.contains(&hex::encode(a.otp_pepper.expose())));
+        assert!(!dbg.contains(&hex::encode(a.otp_pepper.as_ref().unwrap().expose())));
         assert!(!dbg.contains("PRIVATE"));
     }
 }

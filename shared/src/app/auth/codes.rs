@@ -1,0 +1,110 @@
+//! One-time codes after signup: resend, verify, forgot-password and reset-password.
+
+use crate::app::{throttle, AppContext};
+use crate::domain::throttle::{RetryAfter, SendWindow};
+use crate::domain::{mac_matches, otp_mac, Email, OtpCode, OtpPurpose, Password, User, OTP_MAX_WRONG_TRIES};
+use crate::ports::{InfraError, OtpRedemption, WrongTry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("send window exhausted")]
+    Cooldown(RetryAfter),
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodeError {
+    #[error("invalid code")]
+    Invalid,
+    #[error("expired code")]
+    Expired,
+    #[error("too many wrong codes")]
+    AttemptsExceeded,
+    #[error("already verified")]
+    AlreadyVerified,
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+/// Admits a send for `email` through its window. The window is charged whether or not the
+/// account exists, so the answer reveals nothing.
+async fn admit_send(ctx: &AppContext, purpose: OtpPurpose, email: &Email) -> Result<(), SendError> {
+    let now = ctx.clock.now();
+    let key = super::send_window_key(purpose, email);
+    throttle::update(ctx.stores.throttle.as_ref(), &key, now, |w: &SendWindow| w.expires_at(now), |w| w.admit(now))
+        .await?
+        .map(|_| ())
+        .map_err(SendError::Cooldown)
+}
+
+async fn issue_code(ctx: &AppContext, user: &User, purpose: OtpPurpose) -> Result<(), InfraError> {
+    let (code, record) = super::new_code(ctx, purpose, &user.email)?;
+    ctx.stores.otps.put_otp(&user.email, purpose, &record).await?;
+    super::send_code(ctx, user, purpose, &code).await;
+    Ok(())
+}
+
+/// Sends a new verification code to an unverified account; silently nothing otherwise.
+pub async fn resend_verification(ctx: &AppContext, email: &Email) -> Result<(), SendError> {
+    admit_send(ctx, OtpPurpose::Verification, email).await?;
+    match ctx.stores.users.user_by_email(email).await? {
+        Some(user) if !user.email_verified => issue_code(ctx, &user, OtpPurpose::Verification).await?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Sends a password-reset code when the account exists; silently nothing otherwise.
+pub async fn forgot_password(ctx: &AppContext, email: &Email) -> Result<(), SendError> {
+    admit_send(ctx, OtpPurpose::PasswordReset, email).await?;
+    if let Some(user) = ctx.stores.users.user_by_email(email).await? {
+        issue_code(ctx, &user, OtpPurpose::PasswordReset).await?;
+    }
+    Ok(())
+}
+
+/// Checks `code` against the pending one. On a match returns its MAC, to be redeemed
+/// conditionally; on a miss counts the wrong try.
+async fn check_code(ctx: &AppContext, purpose: OtpPurpose, email: &Email, code: &OtpCode) -> Result<String, CodeError> {
+    let record = ctx.stores.otps.get_otp(email, purpose).await?.ok_or(CodeError::Invalid)?;
+    if record.is_expired(ctx.clock.now()) {
+        return Err(CodeError::Expired);
+    }
+    let presented = otp_mac(ctx.pepper()?, purpose, email, code);
+    if mac_matches(&presented, &record.code_mac) {
+        return Ok(record.code_mac);
+    }
+    match ctx.stores.otps.count_wrong_try(email, purpose, &record.code_mac, OTP_MAX_WRONG_TRIES).await? {
+        WrongTry::Voided => Err(CodeError::AttemptsExceeded),
+        WrongTry::Counted(_) | WrongTry::Gone => Err(CodeError::Invalid),
+    }
+}
+
+pub async fn verify_email(ctx: &AppContext, email: &Email, code: &OtpCode) -> Result<User, CodeError> {
+    let mut user = ctx.stores.users.user_by_email(email).await?.ok_or(CodeError::Invalid)?;
+    if user.email_verified {
+        return Err(CodeError::AlreadyVerified);
+    }
+    let mac = check_code(ctx, OtpPurpose::Verification, email, code).await?;
+    let redemption = OtpRedemption::VerifyEmail { user_id: user.id.clone() };
+    if !ctx.stores.otps.redeem_otp(email, OtpPurpose::Verification, &mac, &redemption).await? {
+        // Consumed by a concurrent request in between.
+        return Err(CodeError::Invalid);
+    }
+    user.email_verified = true;
+    Ok(user)
+}
+
+/// Sets a new password. Proving receipt of the code also proves the address, so the email
+/// becomes verified; every refresh token of the account stops working.
+pub async fn reset_password(ctx: &AppContext, email: &Email, code: &OtpCode, new_password: &Password) -> Result<(), CodeError> {
+    let user = ctx.stores.users.user_by_email(email).await?.ok_or(CodeError::Invalid)?;
+    let mac = check_code(ctx, OtpPurpose::PasswordReset, email, code).await?;
+    let new_hash = ctx.passwords.hash(new_password).await?;
+    let redemption = OtpRedemption::ResetPassword { user_id: user.id.clone(), new_hash };
+    if !ctx.stores.otps.redeem_otp(email, OtpPurpose::PasswordReset, &mac, &redemption).await? {
+        return Err(CodeError::Invalid);
+    }
+    Ok(())
+}

@@ -1,0 +1,50 @@
+use std::sync::Arc;
+
+use crate::ports::*;
+use crate::security::password_hash::PasswordHasherService;
+use crate::security::secrets::{OtpPepper, TokenKeys};
+
+/// Every store port, usually all served by one adapter object.
+#[derive(Clone)]
+pub struct Stores {
+    pub users: Arc<dyn UserStore>,
+    pub otps: Arc<dyn OtpStore>,
+    pub throttle: Arc<dyn ThrottleStore>,
+    pub refresh_tokens: Arc<dyn RefreshTokenStore>,
+    pub ping: Arc<dyn StorePing>,
+}
+
+impl Stores {
+    pub fn from_adapter<S>(adapter: Arc<S>) -> Self
+    where
+        S: UserStore + OtpStore + ThrottleStore + RefreshTokenStore + StorePing + 'static,
+    {
+        Stores {
+            users: adapter.clone(),
+            otps: adapter.clone(),
+            throttle: adapter.clone(),
+            refresh_tokens: adapter.clone(),
+            ping: adapter,
+        }
+    }
+}
+
+/// Everything a use case may touch. Built once per process (outside the Lambda handler).
+pub struct AppContext {
+    pub stores: Stores,
+    pub email_queue: Arc<dyn EmailQueue>,
+    pub clock: Arc<dyn Clock>,
+    pub passwords: PasswordHasherService,
+    pub keys: TokenKeys,
+    pub otp_pepper: Option<OtpPepper>,
+}
+
+impl AppContext {
+    /// The pepper, or a clear error in a function deployed without it.
+    pub fn pepper(&self) -> anyhow::Result<&[u8]> {
+        self.otp_pepper
+            .as_ref()
+            .map(OtpPepper::expose)
+            .ok_or_else(|| anyhow::anyhow!("this function was deployed without OTP_PEPPER"))
+    }
+}

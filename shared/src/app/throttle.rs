@@ -1,0 +1,47 @@
+//! Compare-and-swap over the `ThrottleStore` for the pure limiter rules in `domain::throttle`.
+
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::ports::{InfraError, ThrottleStore};
+
+const MAX_RACES: usize = 32;
+
+/// Loads the state under `key` (default when absent or expired), applies `step`, and stores
+/// the result if nobody wrote in between; retries lost races. `step` may refuse (`Err`), in
+/// which case nothing is written.
+pub async fn update<S, E>(
+    store: &dyn ThrottleStore,
+    key: &str,
+    now: DateTime<Utc>,
+    expires_at: impl Fn(&S) -> DateTime<Utc>,
+    mut step: impl FnMut(S) -> Result<S, E>,
+) -> Result<Result<S, E>, InfraError>
+where
+    S: Serialize + DeserializeOwned + Default,
+{
+    for _ in 0..MAX_RACES {
+        let current = store.load(key, now).await?;
+        let (state, version) = match current {
+            None => (S::default(), None),
+            Some(v) => (serde_json::from_str(&v.value).unwrap_or_default(), Some(v.version)),
+        };
+        let next = match step(state) {
+            Ok(next) => next,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        if store.store(key, &serde_json::to_string(&next)?, version, expires_at(&next)).await? {
+            return Ok(Ok(next));
+        }
+    }
+    anyhow::bail!("throttle key {key} is too contended")
+}
+
+/// Reads the state without writing.
+pub async fn peek<S: DeserializeOwned + Default>(store: &dyn ThrottleStore, key: &str, now: DateTime<Utc>) -> Result<S, InfraError> {
+    Ok(store
+        .load(key, now)
+        .await?
+        .and_then(|v| serde_json::from_str(&v.value).ok())
+        .unwrap_or_default())
+}

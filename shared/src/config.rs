@@ -1,0 +1,121 @@
+//! Builds the `AppContext` from configuration. Adapters are chosen here, and only here.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::adapters::dynamodb::DynamoStore;
+use crate::adapters::eml_outbox::EmlOutbox;
+use crate::adapters::inprocess_queue::InProcessQueue;
+use crate::adapters::sqlite::SqliteStore;
+use crate::adapters::sqs::SqsEmailQueue;
+use crate::app::{AppContext, Stores};
+use crate::clock::SystemClock;
+use crate::ports::{Clock, EmailQueue};
+use crate::security::password_hash::{HashCost, PasswordHasherService};
+use crate::security::secrets::Secrets;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Dynamodb,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    InProcess,
+    Sqs,
+}
+
+/// What `stark serve` and the ops commands run on.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub data_dir: PathBuf,
+    pub store: StoreKind,
+    pub table: Option<String>,
+    pub queue: QueueKind,
+    pub queue_url: Option<String>,
+    pub hash_cost: HashCost,
+    pub mail_from: String,
+}
+
+impl LocalConfig {
+    pub fn embedded(data_dir: PathBuf) -> Self {
+        LocalConfig {
+            data_dir,
+            store: StoreKind::Sqlite,
+            table: None,
+            queue: QueueKind::InProcess,
+            queue_url: None,
+            hash_cost: HashCost::PRODUCTION,
+            mail_from: "Stark Industries <no-reply@stark.example>".into(),
+        }
+    }
+}
+
+/// The AWS SDK config from the usual environment (`AWS_REGION`, `AWS_ENDPOINT_URL*`, …).
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+pub async fn stores_from(kind: StoreKind, data_dir: &std::path::Path, table: Option<&str>) -> anyhow::Result<Stores> {
+    Ok(match kind {
+        StoreKind::Sqlite => Stores::from_adapter(Arc::new(SqliteStore::open(&data_dir.join("stark.db"))?)),
+        StoreKind::Dynamodb => {
+            let table = table.ok_or_else(|| anyhow::anyhow!("the DynamoDB store needs a table name (STARK_TABLE)"))?;
+            let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
+            Stores::from_adapter(Arc::new(DynamoStore::new(client, table)))
+        }
+    })
+}
+
+/// The context for `stark serve` and the ops commands. With the in-process queue, the worker
+/// writing `.eml` files runs on the current runtime; its handle is returned.
+pub async fn local_context(cfg: &LocalConfig, clock: Arc<dyn Clock>) -> anyhow::Result<(AppContext, Option<tokio::task::JoinHandle<()>>)> {
+    let secrets = Secrets::load_or_create(&cfg.data_dir)?;
+    let stores = stores_from(cfg.store, &cfg.data_dir, cfg.table.as_deref()).await?;
+    let (email_queue, worker): (Arc<dyn EmailQueue>, _) = match cfg.queue {
+        QueueKind::InProcess => {
+            let outbox = EmlOutbox::new(&cfg.data_dir.join("outbox"), cfg.mail_from.clone())?;
+            let (q, worker) = InProcessQueue::start(outbox, clock.clone());
+            (Arc::new(q), Some(worker))
+        }
+        QueueKind::Sqs => {
+            let url = cfg.queue_url.clone().ok_or_else(|| anyhow::anyhow!("the SQS queue needs a URL (STARK_EMAIL_QUEUE_URL)"))?;
+            (Arc::new(SqsEmailQueue::new(aws_sdk_sqs::Client::new(&aws_config().await), url)), None)
+        }
+    };
+    let ctx = AppContext {
+        stores,
+        email_queue,
+        clock,
+        passwords: PasswordHasherService::new(cfg.hash_cost)?,
+        keys: secrets.keys,
+        otp_pepper: secrets.otp_pepper,
+    };
+    Ok((ctx, worker))
+}
+
+fn required_env(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).map_err(|_| anyhow::anyhow!("environment variable {name} is not set"))
+}
+
+/// The context on Lambda: DynamoDB (`TABLE_NAME`), SQS (`EMAIL_QUEUE_URL`, optional for
+/// functions that send no email) and the secrets this function was given.
+pub async fn lambda_context() -> anyhow::Result<AppContext> {
+    let sdk = aws_config().await;
+    let table = required_env("TABLE_NAME")?;
+    let stores = Stores::from_adapter(Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)));
+    let email_queue: Arc<dyn EmailQueue> = match std::env::var("EMAIL_QUEUE_URL") {
+        Ok(url) => Arc::new(SqsEmailQueue::new(aws_sdk_sqs::Client::new(&sdk), url)),
+        Err(_) => Arc::new(crate::adapters::NoEmailQueue),
+    };
+    let secrets = Secrets::from_env()?;
+    Ok(AppContext {
+        stores,
+        email_queue,
+        clock: Arc::new(SystemClock),
+        passwords: PasswordHasherService::new(HashCost::PRODUCTION)?,
+        keys: secrets.keys,
+        otp_pepper: secrets.otp_pepper,
+    })
+}

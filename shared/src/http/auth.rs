@@ -1,0 +1,33 @@
+//! The auth extractor: a handler that needs a caller asks for one and gets 401 otherwise.
+
+use http::HeaderMap;
+
+use super::ApiError;
+use crate::app::AppContext;
+use crate::domain::Role;
+
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: String,
+    pub role: Role,
+}
+
+pub fn authenticate(ctx: &AppContext, headers: &HeaderMap) -> Result<AuthUser, ApiError> {
+    let value = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(ApiError::unauthorized)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or_else(ApiError::unauthorized)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::unauthorized());
+    }
+    let verifier = ctx
+        .keys
+        .verifier
+        .as_ref()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("this function was deployed without a JWT key")))?;
+    let claims = verifier
+        .verify(token.trim(), ctx.clock.now())
+        .map_err(|_| ApiError::unauthorized())?;
+    Ok(AuthUser { user_id: claims.sub, role: claims.role })
+}

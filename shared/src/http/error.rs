@@ -1,0 +1,74 @@
+//! One error type for the HTTP layer, mapped to status and envelope in one place. Internal
+//! causes are logged with their chain and never returned to the client.
+
+use http::{HeaderValue, Method, StatusCode};
+use std::collections::BTreeMap;
+
+use super::{messages, ApiResponse};
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400 `validation_error`, with a message key per field.
+    Validation(BTreeMap<String, &'static str>),
+    /// A 4xx with its code; `retry_after` adds the header (429).
+    Client { status: StatusCode, code: &'static str, retry_after: Option<u64> },
+    MethodNotAllowed(Vec<Method>),
+    /// A dependency did not answer: 503, nothing internal shown.
+    Unavailable(anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl ApiError {
+    pub fn client(status: StatusCode, code: &'static str) -> Self {
+        ApiError::Client { status, code, retry_after: None }
+    }
+
+    pub fn too_many(code: &'static str, retry_after: u64) -> Self {
+        ApiError::Client { status: StatusCode::TOO_MANY_REQUESTS, code, retry_after: Some(retry_after) }
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::client(StatusCode::UNAUTHORIZED, "unauthorized")
+    }
+
+    pub fn field(name: &str, problem: &'static str) -> Self {
+        ApiError::Validation(BTreeMap::from([(name.to_string(), problem)]))
+    }
+
+    pub fn into_response(self) -> ApiResponse {
+        let (status, code, fields, retry_after, allow) = match self {
+            ApiError::Validation(f) => (StatusCode::BAD_REQUEST, "validation_error", Some(f), None, None),
+            ApiError::Client { status, code, retry_after } => (status, code, None, retry_after, None),
+            ApiError::MethodNotAllowed(m) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None, None, Some(m)),
+            ApiError::Unavailable(e) => {
+                tracing::error!(error = ?e, "dependency unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", None, None, None)
+            }
+            ApiError::Internal(e) => {
+                tracing::error!(error = ?e, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", None, None, None)
+            }
+        };
+        let mut error = serde_json::json!({ "code": code, "message": messages::text(code) });
+        if let Some(fields) = fields {
+            error["fields"] = fields.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(messages::text(v)))).collect();
+        }
+        let mut resp = ApiResponse::json(status, &serde_json::json!({ "error": error }));
+        if let Some(secs) = retry_after {
+            resp.headers.insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(methods) = allow {
+            let list = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+            if let Ok(v) = HeaderValue::from_str(&list) {
+                resp.headers.insert(http::header::ALLOW, v);
+            }
+        }
+        resp
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::Internal(e)
+    }
+}

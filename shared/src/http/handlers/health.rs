@@ -1,0 +1,29 @@
+use http::StatusCode;
+use serde_json::json;
+
+use crate::app::AppContext;
+use crate::http::{ApiError, ApiResponse};
+
+/// 200 when every dependency this process uses answers, 503 `degraded` otherwise.
+pub async fn health(ctx: &AppContext) -> Result<ApiResponse, ApiError> {
+    let timeout = std::time::Duration::from_secs(2);
+    let check = |r: Result<Result<(), anyhow::Error>, tokio::time::error::Elapsed>| match r {
+        Ok(Ok(())) => "ok",
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check failed");
+            "down"
+        }
+        Err(_) => "timeout",
+    };
+    let (store, queue) = tokio::join!(
+        tokio::time::timeout(timeout, ctx.stores.ping.ping()),
+        tokio::time::timeout(timeout, ctx.email_queue.ping()),
+    );
+    let (store, queue) = (check(store), check(queue));
+    let ok = store == "ok" && queue == "ok";
+    let body = json!({
+        "status": if ok { "ok" } else { "degraded" },
+        "dependencies": { "store": store, "email_queue": queue },
+    });
+    Ok(ApiResponse::json(if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &body))
+}

@@ -1,0 +1,62 @@
+//! The HTTP layer shared by every Lambda and by `stark serve`: transport-neutral request and
+//! response types, the route table, body parsing, the error envelope and the auth extractor.
+
+pub mod auth;
+mod error;
+mod handlers;
+pub mod json;
+pub mod messages;
+pub mod router;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+
+pub use error::ApiError;
+pub use router::Endpoint;
+
+use crate::app::AppContext;
+
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl ApiResponse {
+    pub fn json(status: StatusCode, value: &serde_json::Value) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        ApiResponse { status, headers, body: Bytes::from(value.to_string()) }
+    }
+
+    pub fn empty(status: StatusCode) -> Self {
+        ApiResponse { status, headers: HeaderMap::new(), body: Bytes::new() }
+    }
+}
+
+/// Routes and runs one request. Never fails: every error becomes its envelope here.
+pub async fn handle(ctx: &AppContext, served: &[Endpoint], req: ApiRequest) -> ApiResponse {
+    let mut resp = match router::route(&req.method, &req.path, served) {
+        Ok((endpoint, params)) => handlers::dispatch(ctx, endpoint, &params, &req).await,
+        Err(e) => Err(e),
+    }
+    .unwrap_or_else(ApiError::into_response);
+    with_language(&mut resp);
+    resp
+}
+
+/// Headers every response carries, errors included. Placeholder for the language layer:
+/// English until negotiation lands.
+pub fn with_language(resp: &mut ApiResponse) {
+    resp.headers.insert(http::header::CONTENT_LANGUAGE, HeaderValue::from_static("en"));
+    resp.headers.insert(http::header::VARY, HeaderValue::from_static("Accept-Language"));
+}

@@ -1,0 +1,117 @@
+//! The route table. Every Lambda and the local server match requests against this one table;
+//! a Lambda is given the endpoints it serves.
+
+use http::Method;
+
+use super::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Health,
+    Signup,
+    VerifyOtp,
+    Login,
+    ResendOtp,
+    Refresh,
+    Logout,
+    Me,
+    ForgotPassword,
+    ResetPassword,
+}
+
+/// (method, path pattern without the trailing slash, endpoint). `{name}` matches a segment.
+pub const ROUTES: &[(Method, &str, Endpoint)] = &[
+    (Method::GET, "/api/health", Endpoint::Health),
+    (Method::POST, "/api/auth/signup", Endpoint::Signup),
+    (Method::POST, "/api/auth/verify-otp", Endpoint::VerifyOtp),
+    (Method::POST, "/api/auth/login", Endpoint::Login),
+    (Method::POST, "/api/auth/resend-otp", Endpoint::ResendOtp),
+    (Method::POST, "/api/auth/refresh", Endpoint::Refresh),
+    (Method::POST, "/api/auth/logout", Endpoint::Logout),
+    (Method::GET, "/api/auth/me", Endpoint::Me),
+    (Method::POST, "/api/auth/forgot-password", Endpoint::ForgotPassword),
+    (Method::POST, "/api/auth/reset-password", Endpoint::ResetPassword),
+];
+
+pub const ALL: &[Endpoint] = &[
+    Endpoint::Health,
+    Endpoint::Signup,
+    Endpoint::VerifyOtp,
+    Endpoint::Login,
+    Endpoint::ResendOtp,
+    Endpoint::Refresh,
+    Endpoint::Logout,
+    Endpoint::Me,
+    Endpoint::ForgotPassword,
+    Endpoint::ResetPassword,
+];
+
+/// Values captured by `{name}` segments.
+pub type PathParams = Vec<(&'static str, String)>;
+
+fn matches(pattern: &'static str, path: &str) -> Option<PathParams> {
+    let mut params = Vec::new();
+    let mut p = pattern.split('/');
+    let mut s = path.split('/');
+    loop {
+        match (p.next(), s.next()) {
+            (None, None) => return Some(params),
+            (Some(pp), Some(ss)) if pp.starts_with('{') && pp.ends_with('}') && !ss.is_empty() => {
+                params.push((&pp[1..pp.len() - 1], ss.to_string()));
+            }
+            (Some(pp), Some(ss)) if pp == ss => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Finds the endpoint for `method` and `path` among `served`. The path may come with or
+/// without its trailing slash. Unknown paths are 404; known paths with another method, 405.
+pub fn route(method: &Method, path: &str, served: &[Endpoint]) -> Result<(Endpoint, PathParams), ApiError> {
+    let path = if path.len() > 1 { path.strip_suffix('/').unwrap_or(path) } else { path };
+    let mut allowed = Vec::new();
+    for (m, pattern, endpoint) in ROUTES.iter().filter(|r| served.contains(&r.2)) {
+        if let Some(params) = matches(pattern, path) {
+            if m == method {
+                return Ok((*endpoint, params));
+            }
+            allowed.push(m.clone());
+        }
+    }
+    if allowed.is_empty() {
+        Err(ApiError::client(http::StatusCode::NOT_FOUND, "not_found"))
+    } else {
+        Err(ApiError::MethodNotAllowed(allowed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_slash_is_optional() {
+        assert_eq!(route(&Method::POST, "/api/auth/login/", ALL).unwrap().0, Endpoint::Login);
+        assert_eq!(route(&Method::POST, "/api/auth/login", ALL).unwrap().0, Endpoint::Login);
+    }
+
+    #[test]
+    fn unknown_is_404_and_wrong_method_405() {
+        assert!(matches!(route(&Method::GET, "/api/nope/", ALL), Err(ApiError::Client { code: "not_found", .. })));
+        match route(&Method::GET, "/api/auth/login/", ALL) {
+            Err(ApiError::MethodNotAllowed(m)) => assert_eq!(m, vec![Method::POST]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lambda_serves_only_its_endpoints() {
+        assert!(route(&Method::POST, "/api/auth/login/", &[Endpoint::Signup]).is_err());
+    }
+
+    #[test]
+    fn params_are_captured() {
+        assert_eq!(matches("/a/{id}/b", "/a/X-1/b"), Some(vec![("id", "X-1".to_string())]));
+        assert_eq!(matches("/a/{id}/b", "/a//b"), None);
+    }
+}

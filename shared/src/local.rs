@@ -1,0 +1,71 @@
+//! The local HTTP server behind `stark serve` and the API tests: hyper, HTTP/1.1, the same
+//! `http::handle` that the Lambdas run.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+use crate::app::AppContext;
+use crate::http::{self, json::MAX_BODY_BYTES, ApiError, ApiRequest, ApiResponse};
+
+async fn to_api(req: hyper::Request<Incoming>) -> Result<ApiRequest, ApiResponse> {
+    let (parts, body) = req.into_parts();
+    // Stop reading past the limit instead of buffering whatever a client sends.
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return Err(ApiError::client(::http::StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").into_response());
+        }
+    };
+    Ok(ApiRequest { method: parts.method, path: parts.uri.path().to_string(), headers: parts.headers, body })
+}
+
+fn from_api(resp: ApiResponse) -> hyper::Response<Full<Bytes>> {
+    let mut out = hyper::Response::new(Full::new(resp.body));
+    *out.status_mut() = resp.status;
+    *out.headers_mut() = resp.headers;
+    out
+}
+
+/// Serves every endpoint on `listener` until `shutdown` completes.
+pub async fn serve(ctx: Arc<AppContext>, listener: TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: hyper::Request<Incoming>| {
+                let ctx = ctx.clone();
+                async move {
+                    let resp = match to_api(req).await {
+                        Ok(api) => http::handle(&ctx, http::router::ALL, api).await,
+                        Err(mut resp) => {
+                            http::with_language(&mut resp);
+                            resp
+                        }
+                    };
+                    Ok::<_, Infallible>(from_api(resp))
+                }
+            });
+            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
