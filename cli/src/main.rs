@@ -1,1 +1,174 @@
-fn main(){}
+//! `stark`: the whole API locally (`serve`) plus ops commands, on the embedded adapters by
+//! default or on the AWS ones by configuration.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use stark::clock::SystemClock;
+use stark::config::{self, LocalConfig, QueueKind, StoreKind};
+use stark::domain::{Email, Role};
+use stark::security::password_hash::HashCost;
+
+#[derive(Parser, Debug)]
+#[command(name = "stark", version, about = "Stark MultiProduct Platform: local server and operations")]
+struct Cli {
+    /// Where the SQLite file, the signing keys and the .eml outbox live.
+    #[arg(long, global = true, env = "STARK_DATA_DIR", default_value = ".stark")]
+    data_dir: PathBuf,
+    /// Which store to use.
+    #[arg(long, global = true, env = "STARK_STORE", value_enum, default_value_t = Store::Sqlite)]
+    store: Store,
+    /// The DynamoDB table (with --store dynamodb). Endpoint and credentials come from the
+    /// usual AWS variables (AWS_REGION, AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).
+    #[arg(long, global = true, env = "STARK_TABLE")]
+    table: Option<String>,
+    /// Where email jobs go: an in-process worker writing .eml files, or SQS.
+    #[arg(long, global = true, env = "STARK_QUEUE", value_enum, default_value_t = Queue::Inprocess)]
+    queue: Queue,
+    /// The SQS queue URL (with --queue sqs).
+    #[arg(long, global = true, env = "STARK_EMAIL_QUEUE_URL")]
+    queue_url: Option<String>,
+    /// Password hashing cost: the contract's argon2id parameters, or cheap ones for load tests.
+    #[arg(long, global = true, env = "STARK_ARGON2", value_enum, default_value_t = Argon::Production)]
+    argon2: Argon,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Store {
+    Sqlite,
+    Dynamodb,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Queue {
+    Inprocess,
+    Sqs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Argon {
+    Production,
+    Test,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the whole HTTP API.
+    Serve {
+        #[arg(long, env = "STARK_ADDR", default_value = "127.0.0.1:3000")]
+        addr: std::net::SocketAddr,
+    },
+    /// Administrative commands.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Change a user's role.
+    GrantRole { email: String, role: RoleArg },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    User,
+    Provider,
+    Admin,
+}
+
+impl Cli {
+    fn local_config(&self) -> LocalConfig {
+        LocalConfig {
+            store: match self.store {
+                Store::Sqlite => StoreKind::Sqlite,
+                Store::Dynamodb => StoreKind::Dynamodb,
+            },
+            table: self.table.clone(),
+            queue: match self.queue {
+                Queue::Inprocess => QueueKind::InProcess,
+                Queue::Sqs => QueueKind::Sqs,
+            },
+            queue_url: self.queue_url.clone(),
+            hash_cost: match self.argon2 {
+                Argon::Production => HashCost::PRODUCTION,
+                Argon::Test => HashCost::TEST,
+            },
+            ..LocalConfig::embedded(self.data_dir.clone())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cfg = cli.local_config();
+    match cli.command {
+        Command::Serve { addr } => {
+            let (ctx, worker) = config::local_context(&cfg, Arc::new(SystemClock)).await?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+            tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "stark serve is listening");
+            eprintln!("stark serve: listening on http://{addr} (data in {})", cfg.data_dir.display());
+            let shutdown = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            stark::local::serve(Arc::new(ctx), listener, shutdown).await?;
+            // Let queued emails reach the outbox before exiting.
+            if let Some(w) = worker {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), w).await;
+            }
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::GrantRole { email, role } } => {
+            let email = Email::parse(&email).map_err(|_| anyhow::anyhow!("not a valid email address: {email}"))?;
+            let role = match role {
+                RoleArg::User => Role::User,
+                RoleArg::Provider => Role::Provider,
+                RoleArg::Admin => Role::Admin,
+            };
+            let stores = config::stores_from(cfg.store, &cfg.data_dir, cfg.table.as_deref()).await?;
+            let user = stores
+                .users
+                .user_by_email(&email)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user with email {email}"))?;
+            if !stores.users.set_role(&user.id, role).await? {
+                anyhow::bail!("no user with email {email}");
+            }
+            println!("{email} is now {role}");
+            Ok(())
+        }
+    }
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => e.exit(),
+        Err(e) => {
+            // One line, not clap's usage block.
+            let msg = e.to_string();
+            eprintln!("{}", msg.lines().next().unwrap_or("invalid arguments").trim());
+            std::process::exit(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(cli)) {
+        eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+        std::process::exit(1);
+    }
+}

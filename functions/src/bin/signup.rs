@@ -1,1 +1,7 @@
-fn main(){}
+//! Lambda `signup`: see README.md, "Functions".
+use stark::http::Endpoint;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    stark::lambda::serve_http(&[Endpoint::Signup]).await
+}
