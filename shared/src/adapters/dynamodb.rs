@@ -143,13 +143,6 @@ fn family_key(family_id: &str) -> Item {
     key(format!("FAMILY#{family_id}"), "FAMILY")
 }
 
-fn put(item: Item, condition: Option<&str>) -> anyhow::Result<TransactWriteItem> {
-    let mut p = Put::builder().set_item(Some(item));
-    if let Some(c) = condition {
-        p = p.condition_expression(c);
-    }
-    Ok(TransactWriteItem::builder().put(p.build()?).build())
-}
 
 /// For a cancelled transaction: which of its items failed their condition.
 fn failed_conditions(err: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>) -> Option<Vec<bool>> {
@@ -173,6 +166,14 @@ impl DynamoStore {
         &self.table
     }
 
+    fn put(&self, item: Item, condition: Option<&str>) -> anyhow::Result<TransactWriteItem> {
+        let mut p = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some(c) = condition {
+            p = p.condition_expression(c);
+        }
+        Ok(TransactWriteItem::builder().put(p.build()?).build())
+    }
+
     async fn get(&self, key: Item) -> anyhow::Result<Option<Item>> {
         let out = self
             .client
@@ -186,17 +187,6 @@ impl DynamoStore {
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>> {
-        let items = items
-            .into_iter()
-            .map(|mut i| {
-                // Every item in this table lives in `self.table`; set it here once.
-                if let Some(p) = i.put.as_mut() { p.table_name = self.table.clone(); }
-                if let Some(d) = i.delete.as_mut() { d.table_name = self.table.clone(); }
-                if let Some(u) = i.update.as_mut() { u.table_name = self.table.clone(); }
-                if let Some(c) = i.condition_check.as_mut() { c.table_name = self.table.clone(); }
-                i
-            })
-            .collect();
         self.client.transact_write_items().set_transact_items(Some(items)).send().await.map(|_| ())
     }
 
@@ -249,10 +239,10 @@ impl UserStore for DynamoStore {
         let mut username_claim = key(format!("USERNAME#{}", user.username.canonical()), "USERNAME");
         username_claim.insert("user_id".into(), s(&user.id));
         let items = vec![
-            put(user_item(user), Some("attribute_not_exists(PK)"))?,
-            put(email_claim, Some("attribute_not_exists(PK)"))?,
-            put(username_claim, Some("attribute_not_exists(PK)"))?,
-            put(otp_item(&user.email, OtpPurpose::Verification, otp), None)?,
+            self.put(user_item(user), Some("attribute_not_exists(PK)"))?,
+            self.put(email_claim, Some("attribute_not_exists(PK)"))?,
+            self.put(username_claim, Some("attribute_not_exists(PK)"))?,
+            self.put(otp_item(&user.email, OtpPurpose::Verification, otp), None)?,
         ];
         match self.transact(items).await {
             Ok(()) => Ok(()),
@@ -369,12 +359,14 @@ impl OtpStore for DynamoStore {
 
     async fn redeem_otp(&self, email: &Email, purpose: OtpPurpose, code_mac: &str, redemption: &OtpRedemption) -> Result<bool, InfraError> {
         let delete = Delete::builder()
+            .table_name(&self.table)
             .set_key(Some(key(email_pk(email), otp_sk(purpose))))
             .condition_expression("code_mac = :m")
             .expression_attribute_values(":m", s(code_mac))
             .build()?;
         let update = match redemption {
             OtpRedemption::VerifyEmail { user_id } => Update::builder()
+                .table_name(&self.table)
                 .set_key(Some(key(user_pk(user_id), "PROFILE")))
                 .update_expression("SET email_verified = :t")
                 .condition_expression("attribute_exists(PK)")
@@ -382,6 +374,7 @@ impl OtpStore for DynamoStore {
                 .build()?,
             // The generation bump revokes every refresh token of the account at once.
             OtpRedemption::ResetPassword { user_id, new_hash } => Update::builder()
+                .table_name(&self.table)
                 .set_key(Some(key(user_pk(user_id), "PROFILE")))
                 .update_expression("SET email_verified = :t, password_hash = :h ADD token_generation :one")
                 .condition_expression("attribute_exists(PK)")
@@ -446,8 +439,8 @@ impl RefreshTokenStore for DynamoStore {
             ("ttl".into(), ttl(first.expires_at)),
         ]);
         self.transact(vec![
-            put(family, Some("attribute_not_exists(PK)"))?,
-            put(refresh_item(first), Some("attribute_not_exists(PK)"))?,
+            self.put(family, Some("attribute_not_exists(PK)"))?,
+            self.put(refresh_item(first), Some("attribute_not_exists(PK)"))?,
         ])
         .await?;
         Ok(())
@@ -468,6 +461,7 @@ impl RefreshTokenStore for DynamoStore {
     async fn rotate(&self, old_hash: &str, next: &RefreshTokenRecord) -> Result<Rotation, InfraError> {
         let Some(old) = self.get_refresh(old_hash).await? else { return Ok(Rotation::NotFound) };
         let mark_rotated = Update::builder()
+                .table_name(&self.table)
             .set_key(Some(key(format!("REFRESH#{old_hash}"), "REFRESH")))
             .update_expression("SET rotated = :t")
             .condition_expression("rotated = :f")
@@ -475,6 +469,7 @@ impl RefreshTokenStore for DynamoStore {
             .expression_attribute_values(":f", AV::Bool(false))
             .build()?;
         let family_live = ConditionCheck::builder()
+            .table_name(&self.table)
             .set_key(Some(family_key(&old.family_id)))
             .condition_expression("revoked = :f")
             .expression_attribute_values(":f", AV::Bool(false))
@@ -483,7 +478,7 @@ impl RefreshTokenStore for DynamoStore {
         let items = vec![
             TransactWriteItem::builder().update(mark_rotated).build(),
             TransactWriteItem::builder().condition_check(family_live).build(),
-            put(refresh_item(&next), Some("attribute_not_exists(PK)"))?,
+            self.put(refresh_item(&next), Some("attribute_not_exists(PK)"))?,
         ];
         match self.transact(items).await {
             Ok(()) => Ok(Rotation::Rotated),
