@@ -1,0 +1,205 @@
+//! `spawn_app`: the real local server on port 0 with fresh storage, a manual clock and a
+//! client, plus helpers for the flows (signing up, reading codes from the `.eml` outbox).
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use stark::app::AppContext;
+use stark::clock::ManualClock;
+use stark::config::{self, LocalConfig};
+use stark::security::password_hash::HashCost;
+
+pub const PASSWORD: &str = "I-am-Iron-Man-3000";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub ctx: Arc<AppContext>,
+    pub data_dir: PathBuf,
+    _dir: Option<Arc<tempfile::TempDir>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub fn start_time() -> DateTime<Utc> {
+    "2026-06-01T09:00:00Z".parse().unwrap()
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let path = dir.path().to_path_buf();
+    spawn_app_in(path, Some(dir), HashCost::TEST).await
+}
+
+/// Starts the server on an existing data dir (a "restart" when that dir was used before).
+pub async fn spawn_app_in(data_dir: PathBuf, keep: Option<Arc<tempfile::TempDir>>, cost: HashCost) -> TestApp {
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let cfg = LocalConfig { hash_cost: cost, ..LocalConfig::embedded(data_dir.clone()) };
+    let (ctx, _worker) = config::local_context(&cfg, clock.clone()).await.unwrap();
+    let ctx = Arc::new(ctx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server_ctx = ctx.clone();
+    let server = tokio::spawn(async move {
+        stark::local::serve(server_ctx, listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        clock,
+        ctx,
+        data_dir,
+        _dir: keep,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub async fn stop(mut self) -> (PathBuf, Option<Arc<tempfile::TempDir>>) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(h) = self.server.take() {
+            let _ = h.await;
+        }
+        (self.data_dir.clone(), self._dir.take())
+    }
+
+    pub fn advance(&self, secs: i64) {
+        self.clock.advance(Duration::seconds(secs));
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        Reply { status, headers, body }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(self.client.post(format!("{}{path}", self.base)).json(&body)).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Reply {
+        self.send(self.client.post(format!("{}{path}", self.base)).body(body)).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    pub async fn signup(&self, email: &str, username: &str) -> Reply {
+        self.post("/api/auth/signup/", json!({ "email": email, "password": PASSWORD, "username": username })).await
+    }
+
+    /// Signs up and verifies; returns the user's id.
+    pub async fn verified_user(&self, email: &str, username: &str) -> String {
+        let r = self.signup(email, username).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let code = self.wait_for_code(email, 1).await;
+        let r = self.post("/api/auth/verify-otp/", json!({ "email": email, "otp": code })).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["user"]["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post("/api/auth/login/", json!({ "email": email, "password": password })).await
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+
+    /// Waits until at least `n` emails to `to` are in the outbox; returns the code in the
+    /// newest one.
+    pub async fn wait_for_code(&self, to: &str, n: usize) -> String {
+        let emails = self.wait_for_emails(to, n).await;
+        code_in(emails.last().unwrap())
+    }
+
+    pub async fn wait_for_emails(&self, to: &str, n: usize) -> Vec<String> {
+        for _ in 0..200 {
+            let found = emails_to(&self.outbox(), to);
+            if found.len() >= n {
+                return found;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("expected {n} email(s) to {to} in {}", self.outbox().display());
+    }
+
+    /// Waits until every email queued so far is written: queues a marker job behind them
+    /// (the worker is FIFO) and waits for it. Lets a test assert that nothing was sent.
+    pub async fn flush_emails(&self) {
+        let marker = format!("flush-{}@stark.example", uuid::Uuid::new_v4().simple());
+        let job = stark::ports::EmailJob {
+            job_id: uuid::Uuid::now_v7().to_string(),
+            template: stark::ports::EmailTemplate::OtpVerification,
+            to: stark::domain::Email::parse(&marker).unwrap(),
+            locale: "en".into(),
+            vars: [("code", "000000"), ("username", "flush"), ("ttl_minutes", "10")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        self.ctx.email_queue.enqueue(&job).await.unwrap();
+        self.wait_for_emails(&marker, 1).await;
+    }
+
+    pub fn count_emails(&self, to: &str) -> usize {
+        emails_to(&self.outbox(), to).len()
+    }
+}
+
+/// Emails to `to`, oldest first (file names start with a time-ordered job id).
+pub fn emails_to(outbox: &Path, to: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(outbox) else { return Vec::new() };
+    let mut paths: Vec<PathBuf> = dir
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter(|eml| eml.contains(&format!("\r\nTo: {to}\r\n")))
+        .collect()
+}
+
+/// The six-digit code in an email's text part.
+pub fn code_in(eml: &str) -> String {
+    let marker = "code is ";
+    let at = eml.find(marker).expect("no code in email") + marker.len();
+    eml[at..at + 6].to_string()
+}
