@@ -18,7 +18,8 @@ pub fn init_tracing() {
         .try_init();
 }
 
-fn to_api(event: Request) -> ApiRequest {
+/// Converts an API Gateway request into the transport-neutral one.
+pub fn to_api(event: Request) -> ApiRequest {
     let (parts, body) = event.into_parts();
     let body = match body {
         Body::Empty => bytes::Bytes::new(),

@@ -1,7 +1,6 @@
 //! Lambda `health`: see README.md, "Functions".
-use stark::http::Endpoint;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    stark::lambda::serve_http(&[Endpoint::Health]).await
+    stark::lambda::serve_http(stark::http::router::lambdas::HEALTH).await
 }

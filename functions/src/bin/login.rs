@@ -1,7 +1,6 @@
 //! Lambda `login`: see README.md, "Functions".
-use stark::http::Endpoint;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    stark::lambda::serve_http(&[Endpoint::Login]).await
+    stark::lambda::serve_http(stark::http::router::lambdas::LOGIN).await
 }

@@ -1,7 +1,6 @@
 //! Lambda `me`: see README.md, "Functions".
-use stark::http::Endpoint;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    stark::lambda::serve_http(&[Endpoint::Me]).await
+    stark::lambda::serve_http(stark::http::router::lambdas::ME).await
 }

@@ -115,3 +115,33 @@ mod tests {
         assert_eq!(matches("/a/{id}/b", "/a//b"), None);
     }
 }
+
+/// Which endpoints each Lambda serves. The binaries in `functions/` take their list from
+/// here, and a test checks that every endpoint has exactly one Lambda and that each
+/// Lambda's sample event in `events/` reaches it.
+pub mod lambdas {
+    use super::Endpoint;
+
+    pub const SIGNUP: &[Endpoint] = &[Endpoint::Signup];
+    pub const VERIFY_OTP: &[Endpoint] = &[Endpoint::VerifyOtp];
+    pub const LOGIN: &[Endpoint] = &[Endpoint::Login];
+    pub const RESEND_OTP: &[Endpoint] = &[Endpoint::ResendOtp];
+    /// Refresh and logout issue or revoke sessions: they hold the private key.
+    pub const SESSION: &[Endpoint] = &[Endpoint::Refresh, Endpoint::Logout];
+    /// Only checks tokens: it gets the public key alone.
+    pub const ME: &[Endpoint] = &[Endpoint::Me];
+    pub const PASSWORD: &[Endpoint] = &[Endpoint::ForgotPassword, Endpoint::ResetPassword];
+    pub const HEALTH: &[Endpoint] = &[Endpoint::Health];
+
+    /// (binary name, endpoints).
+    pub const ALL: &[(&str, &[Endpoint])] = &[
+        ("signup", SIGNUP),
+        ("verify-otp", VERIFY_OTP),
+        ("login", LOGIN),
+        ("resend-otp", RESEND_OTP),
+        ("session", SESSION),
+        ("me", ME),
+        ("password", PASSWORD),
+        ("health", HEALTH),
+    ];
+}
