@@ -66,12 +66,27 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Key material for a deployment.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Print a fresh Secrets Manager secret (JSON): jwt_private_key_pem, jwt_public_key_pem
+    /// and otp_pepper. Pipe it straight into `aws secretsmanager create-secret`.
+    Generate,
 }
 
 #[derive(Subcommand, Debug)]
 enum AdminCommand {
     /// Change a user's role.
     GrantRole { email: String, role: RoleArg },
+    /// Create the DynamoDB table (with --store dynamodb), for DynamoDB Local or a test
+    /// server; on AWS the template creates it.
+    CreateTable,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -121,6 +136,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(w) = worker {
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(5), w).await;
             }
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Generate } => {
+            let signer = stark::security::jwt::TokenSigner::generate();
+            let mut pepper = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut pepper);
+            let secret = serde_json::json!({
+                "jwt_private_key_pem": signer.to_pkcs8_pem()?,
+                "jwt_public_key_pem": signer.public_key_pem()?,
+                "otp_pepper": hex::encode(pepper),
+            });
+            println!("{secret}");
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::CreateTable } => {
+            let table = match (cfg.store, cfg.table.as_deref()) {
+                (StoreKind::Dynamodb, Some(t)) => t,
+                _ => anyhow::bail!("create-table needs --store dynamodb and --table"),
+            };
+            config::create_dynamo_table(table).await?;
+            println!("created table {table}");
             Ok(())
         }
         Command::Admin { command: AdminCommand::GrantRole { email, role } } => {

@@ -115,3 +115,15 @@ async fn serve_runs_on_embedded_defaults_and_grant_role_reaches_it() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn keys_generate_prints_a_usable_secret() {
+    let out = stark().args(["keys", "generate"]).output().unwrap();
+    assert!(out.status.success());
+    let secret: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let signer = stark::security::jwt::TokenSigner::from_pkcs8_pem(secret["jwt_private_key_pem"].as_str().unwrap()).unwrap();
+    let verifier = stark::security::jwt::TokenVerifier::from_public_key_pem(secret["jwt_public_key_pem"].as_str().unwrap()).unwrap();
+    let (token, _) = signer.issue("u1", stark::domain::Role::User, chrono::Utc::now());
+    assert!(verifier.verify(&token, chrono::Utc::now()).is_ok());
+    assert_eq!(hex::decode(secret["otp_pepper"].as_str().unwrap()).unwrap().len(), 32);
+}

@@ -68,6 +68,13 @@ pub async fn stores_from(kind: StoreKind, data_dir: &std::path::Path, table: Opt
     })
 }
 
+/// Creates the single table (key schema and indexes as `template.yaml` declares them) on the
+/// DynamoDB endpoint the AWS environment points at.
+pub async fn create_dynamo_table(table: &str) -> anyhow::Result<()> {
+    let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
+    DynamoStore::create_table(&client, table).await
+}
+
 /// The context for `stark serve` and the ops commands. With the in-process queue, the worker
 /// writing `.eml` files runs on the current runtime; its handle is returned.
 pub async fn local_context(cfg: &LocalConfig, clock: Arc<dyn Clock>) -> anyhow::Result<(AppContext, Option<tokio::task::JoinHandle<()>>)> {

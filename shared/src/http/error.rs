@@ -13,8 +13,7 @@ pub enum ApiError {
     /// A 4xx with its code; `retry_after` adds the header (429).
     Client { status: StatusCode, code: &'static str, retry_after: Option<u64> },
     MethodNotAllowed(Vec<Method>),
-    /// A dependency did not answer: 503, nothing internal shown.
-    Unavailable(anyhow::Error),
+    /// A bug or a dependency that failed: 500, logged with its cause chain, nothing shown.
     Internal(anyhow::Error),
 }
 
@@ -40,10 +39,6 @@ impl ApiError {
             ApiError::Validation(f) => (StatusCode::BAD_REQUEST, "validation_error", Some(f), None, None),
             ApiError::Client { status, code, retry_after } => (status, code, None, retry_after, None),
             ApiError::MethodNotAllowed(m) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None, None, Some(m)),
-            ApiError::Unavailable(e) => {
-                tracing::error!(error = ?e, "dependency unavailable");
-                (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", None, None, None)
-            }
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", None, None, None)

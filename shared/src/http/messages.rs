@@ -22,7 +22,6 @@ pub fn text(key: &str) -> &'static str {
         "too_many_attempts" => "Too many failed attempts. Try again later.",
         "otp_resend_cooldown" => "Please wait before asking for another code.",
         "internal_error" => "Something went wrong on our side. Try again.",
-        "service_unavailable" => "A service we depend on is unavailable. Try again shortly.",
         // Successes
         "signup_ok" => "Account created. We sent a verification code to your email.",
         "verify_ok" => "Your email address is verified.",

@@ -45,12 +45,21 @@ impl ApiResponse {
 
 /// Routes and runs one request. Never fails: every error becomes its envelope here.
 pub async fn handle(ctx: &AppContext, served: &[Endpoint], req: ApiRequest) -> ApiResponse {
+    let started = std::time::Instant::now();
     let mut resp = match router::route(&req.method, &req.path, served) {
         Ok((endpoint, params)) => handlers::dispatch(ctx, endpoint, &params, &req).await,
         Err(e) => Err(e),
     }
     .unwrap_or_else(ApiError::into_response);
     with_language(&mut resp);
+    // Method, path and status only: bodies may carry passwords and codes.
+    tracing::info!(
+        method = %req.method,
+        path = %req.path,
+        status = resp.status.as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
     resp
 }
 

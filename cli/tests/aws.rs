@@ -1,0 +1,153 @@
+//! The same `stark` binary on the AWS adapters: DynamoDB and SQS on the moto_server that
+//! ./scripts/test starts. A missing moto is a loud failure, never a skip. Also proves that a
+//! failing dependency never turns into a leak or a lost signup.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use aws_sdk_sqs::config::{Credentials, Region};
+use serde_json::{json, Value};
+
+fn moto_url() -> String {
+    std::env::var("STARK_TEST_MOTO_URL")
+        .unwrap_or_else(|_| panic!("STARK_TEST_MOTO_URL is not set: run the tests through ./scripts/test"))
+}
+
+fn stark() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_stark"));
+    c.env("AWS_ENDPOINT_URL", moto_url())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_PROFILE")
+        .env_remove("STARK_DATA_DIR");
+    c
+}
+
+async fn sqs() -> aws_sdk_sqs::Client {
+    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto_url())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .load()
+        .await;
+    aws_sdk_sqs::Client::new(&cfg)
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+struct Served {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(table: &str, queue_url: &str) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = stark()
+        .args(["serve", "--argon2", "test", "--store", "dynamodb", "--table", table, "--queue", "sqs", "--queue-url", queue_url])
+        .args(["--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    while !lines.next().expect("serve exited early").unwrap().contains("listening on") {}
+    std::thread::spawn(move || for _ in lines {});
+    Served { child, base: format!("http://127.0.0.1:{port}"), _dir: dir }
+}
+
+fn create_table() -> String {
+    let table = unique("stark-cli");
+    let out = stark().args(["admin", "create-table", "--store", "dynamodb", "--table", &table]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    table
+}
+
+async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new().post(format!("{base}{path}")).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn serve_on_dynamodb_and_sqs() {
+    let table = create_table();
+    let sqs = sqs().await;
+    let url = sqs.create_queue().queue_name(unique("stark-cli")).send().await.unwrap().queue_url.unwrap();
+    let s = serve(&table, &url);
+
+    let health: Value = reqwest::get(format!("{}/api/health/", s.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(health, json!({ "status": "ok", "dependencies": { "store": "ok", "email_queue": "ok" } }));
+
+    let (status, body) = post(&s.base, "/api/auth/signup/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony" })).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = post(&s.base, "/api/auth/signup/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony2" })).await;
+    assert_eq!(status, 409);
+
+    // The email job is on the queue, whole.
+    let msgs = sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+    let jobs: Vec<Value> = msgs.messages().iter().map(|m| serde_json::from_str(m.body().unwrap()).unwrap()).collect();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["template"], "otp_verification");
+    assert_eq!(jobs[0]["to"], "tony@stark.example");
+    let code = jobs[0]["vars"]["code"].as_str().unwrap().to_string();
+
+    let (status, body) = post(&s.base, "/api/auth/verify-otp/", json!({ "email": "tony@stark.example", "otp": code })).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, login) = post(&s.base, "/api/auth/login/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man" })).await;
+    assert_eq!(status, 200, "{login}");
+    let (status, refreshed) = post(&s.base, "/api/auth/refresh/", json!({ "refresh_token": login["refresh_token"] })).await;
+    assert_eq!(status, 200, "{refreshed}");
+    let (status, _) = post(&s.base, "/api/auth/refresh/", json!({ "refresh_token": login["refresh_token"] })).await;
+    assert_eq!(status, 401, "reuse of a rotated token");
+
+    // grant-role works on DynamoDB too.
+    let out = stark().args(["admin", "grant-role", "tony@stark.example", "admin", "--store", "dynamodb", "--table", &table]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, login) = post(&s.base, "/api/auth/login/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man" })).await;
+    assert_eq!(login["user"]["role"], "admin");
+}
+
+#[tokio::test]
+async fn an_unreachable_queue_does_not_lose_the_signup() {
+    let table = create_table();
+    let s = serve(&table, &format!("{}/123456789012/no-such-queue", moto_url()));
+    let r = reqwest::get(format!("{}/api/health/", s.base)).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let health: Value = r.json().await.unwrap();
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["dependencies"]["store"], "ok");
+    assert_ne!(health["dependencies"]["email_queue"], "ok");
+    // The account is committed even though its email could not be queued.
+    let (status, body) = post(&s.base, "/api/auth/signup/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony" })).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post(&s.base, "/api/auth/signup/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony" })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("email_taken")));
+}
+
+#[tokio::test]
+async fn a_missing_table_is_a_clean_500_and_a_degraded_health() {
+    let sqs = sqs().await;
+    let url = sqs.create_queue().queue_name(unique("stark-cli")).send().await.unwrap().queue_url.unwrap();
+    let s = serve(&unique("no-such-table"), &url);
+    let r = reqwest::get(format!("{}/api/health/", s.base)).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let (status, body) = post(&s.base, "/api/auth/login/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man" })).await;
+    assert_eq!(status, 500);
+    assert_eq!(body["error"]["code"], "internal_error");
+    let text = body.to_string();
+    for leak in ["ResourceNotFound", "DynamoDB", "no-such-table", "dispatch"] {
+        assert!(!text.contains(leak), "500 body leaks {leak}: {text}");
+    }
+}
