@@ -87,8 +87,14 @@ async fn serve_runs_on_embedded_defaults_and_grant_role_reaches_it() {
     // Verify through the API (the code is in the .eml outbox) and see the role in the session.
     let mut code = None;
     for _ in 0..100 {
-        if let Some(entry) = std::fs::read_dir(dir.path().join("outbox")).ok().and_then(|mut d| d.next()) {
-            let eml = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let written = std::fs::read_dir(dir.path().join("outbox"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "eml"));
+        if let Some(path) = written {
+            let eml = std::fs::read_to_string(path).unwrap();
             let at = eml.find("code is ").unwrap() + 8;
             code = Some(eml[at..at + 6].to_string());
             break;

@@ -107,8 +107,15 @@ fn required_env(name: &str) -> anyhow::Result<String> {
 }
 
 /// The context on Lambda: DynamoDB (`TABLE_NAME`), SQS (`EMAIL_QUEUE_URL`, optional for
-/// functions that send no email) and the secrets this function was given.
-pub async fn lambda_context() -> anyhow::Result<AppContext> {
+/// functions that send no email) and the secrets this function was given. Fails when the
+/// function lacks something one of its endpoints needs.
+pub async fn lambda_context(served: &[crate::http::Endpoint]) -> anyhow::Result<AppContext> {
+    let needs = crate::http::router::Needs::of(served);
+    let secrets = Secrets::from_env()?;
+    anyhow::ensure!(!needs.signing_key || secrets.keys.signer.is_some(), "JWT_PRIVATE_KEY is not set");
+    anyhow::ensure!(!needs.verifying_key || secrets.keys.verifier.is_some(), "JWT_PUBLIC_KEY is not set");
+    anyhow::ensure!(!needs.otp_pepper || secrets.otp_pepper.is_some(), "OTP_PEPPER is not set");
+    anyhow::ensure!(!needs.email_queue || std::env::var("EMAIL_QUEUE_URL").is_ok(), "EMAIL_QUEUE_URL is not set");
     let sdk = aws_config().await;
     let table = required_env("TABLE_NAME")?;
     let stores = Stores::from_adapter(Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)));
@@ -116,7 +123,6 @@ pub async fn lambda_context() -> anyhow::Result<AppContext> {
         Ok(url) => Arc::new(SqsEmailQueue::new(aws_sdk_sqs::Client::new(&sdk), url)),
         Err(_) => Arc::new(crate::adapters::NoEmailQueue),
     };
-    let secrets = Secrets::from_env()?;
     Ok(AppContext {
         stores,
         email_queue,

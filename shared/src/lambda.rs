@@ -33,7 +33,7 @@ pub fn to_api(event: Request) -> ApiRequest {
 /// Runs an HTTP Lambda that serves `served`.
 pub async fn serve_http(served: &'static [Endpoint]) -> Result<(), lambda_http::Error> {
     init_tracing();
-    let ctx = Arc::new(crate::config::lambda_context().await.map_err(|e| {
+    let ctx = Arc::new(crate::config::lambda_context(served).await.map_err(|e| {
         tracing::error!(error = %e, "start-up failed");
         e
     })?);

@@ -28,20 +28,11 @@ pub trait UserStore: Send + Sync {
     async fn create_user(&self, user: &User, otp: &OtpRecord) -> Result<(), CreateUserError>;
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, InfraError>;
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, InfraError>;
-    async fn set_password_hash(&self, user_id: &str, hash: &PasswordHash) -> Result<(), InfraError>;
+    /// Replaces the hash only if it is still `expected` (a concurrent reset wins). Returns
+    /// false when the user is gone or the hash changed meanwhile.
+    async fn set_password_hash(&self, user_id: &str, expected: &PasswordHash, hash: &PasswordHash) -> Result<bool, InfraError>;
     /// Returns false when there is no such user.
     async fn set_role(&self, user_id: &str, role: Role) -> Result<bool, InfraError>;
-}
-
-/// What happened when a wrong code was counted against a pending OTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WrongTry {
-    /// The code is still pending, with this many wrong tries so far.
-    Counted(u32),
-    /// That was the last allowed try; the code is gone.
-    Voided,
-    /// The code was replaced or consumed meanwhile.
-    Gone,
 }
 
 /// What a correct code unlocks, written in the same atomic step as consuming it.
@@ -56,11 +47,17 @@ pub trait OtpStore: Send + Sync {
     /// Stores a new code, replacing any pending one for that email and purpose.
     async fn put_otp(&self, email: &Email, purpose: OtpPurpose, otp: &OtpRecord) -> Result<(), InfraError>;
     async fn get_otp(&self, email: &Email, purpose: OtpPurpose) -> Result<Option<OtpRecord>, InfraError>;
-    /// Counts a wrong try against the code whose MAC is `code_mac`; the `max`-th voids it.
-    async fn count_wrong_try(&self, email: &Email, purpose: OtpPurpose, code_mac: &str, max: u32) -> Result<WrongTry, InfraError>;
+    /// Charges one try against the pending code before it is compared: atomically raises
+    /// `attempts` by one if it is below `max` and returns the record as charged. None when
+    /// there is no code or its tries are used up. Charging first means a burst of parallel
+    /// guesses gets at most `max` comparisons.
+    async fn take_attempt(&self, email: &Email, purpose: OtpPurpose, max: u32) -> Result<Option<OtpRecord>, InfraError>;
+    /// Deletes the code if it is still `code_mac` (a wrong last try voids it).
+    async fn delete_otp(&self, email: &Email, purpose: OtpPurpose, code_mac: &str) -> Result<(), InfraError>;
     /// Atomically deletes the code (only if it is still `code_mac`) and applies the redemption:
     /// marks the email verified, or sets the new password hash, marks the email verified and
-    /// revokes every refresh token. Returns false if the code was no longer there.
+    /// bumps the account's token generation, which revokes every refresh token issued before.
+    /// Returns false if the code was no longer there.
     async fn redeem_otp(&self, email: &Email, purpose: OtpPurpose, code_mac: &str, redemption: &OtpRedemption) -> Result<bool, InfraError>;
 }
 
@@ -111,6 +108,7 @@ pub trait RefreshTokenStore: Send + Sync {
     /// Marks `old_hash` rotated and stores `next` in the same family, atomically. If the old
     /// token was rotated already, revokes the family.
     async fn rotate(&self, old_hash: &str, next: &RefreshTokenRecord) -> Result<Rotation, InfraError>;
+    /// Revokes a family; an unknown family is left alone.
     async fn revoke_family(&self, family_id: &str) -> Result<(), InfraError>;
 }
 

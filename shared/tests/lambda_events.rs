@@ -38,3 +38,25 @@ fn each_lambda_binary_is_in_the_template() {
         assert!(root.join(format!("functions/src/bin/{name}.rs")).exists(), "{name} has no binary");
     }
 }
+
+/// Each function gets exactly the secrets its endpoints need: the template's environment for
+/// a function names JWT_PRIVATE_KEY, JWT_PUBLIC_KEY and OTP_PEPPER only where needed.
+#[test]
+fn the_template_gives_each_lambda_only_the_secrets_it_needs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let template = std::fs::read_to_string(root.join("template.yaml")).unwrap();
+    for (name, served) in lambdas::ALL {
+        let needs = router::Needs::of(served);
+        // The function's block: from its `Binary: <name>` line to the next `Binary:`.
+        let start = template.find(&format!("Binary: {name}\n")).unwrap();
+        let block = &template[start..];
+        let block = &block[..block[1..].find("Binary: ").map_or(block.len(), |i| i + 1)];
+        let has = |var: &str| block.contains(&format!("{var}:"));
+        assert_eq!(has("JWT_PRIVATE_KEY"), needs.signing_key, "{name}: JWT_PRIVATE_KEY");
+        assert_eq!(has("JWT_PUBLIC_KEY"), needs.verifying_key, "{name}: JWT_PUBLIC_KEY");
+        assert_eq!(has("OTP_PEPPER"), needs.otp_pepper, "{name}: OTP_PEPPER");
+        if needs.email_queue {
+            assert!(has("EMAIL_QUEUE_URL"), "{name}: EMAIL_QUEUE_URL");
+        }
+    }
+}

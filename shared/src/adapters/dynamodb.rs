@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as AV, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
+    AttributeDefinition, AttributeValue as AV, BillingMode, Delete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
     TransactWriteItem, Update,
 };
@@ -125,6 +125,15 @@ fn otp_item(email: &Email, purpose: OtpPurpose, otp: &OtpRecord) -> Item {
     item
 }
 
+fn otp_from_item(item: &Item) -> anyhow::Result<OtpRecord> {
+    Ok(OtpRecord {
+        code_mac: get_s(item, "code_mac")?.to_string(),
+        attempts: get_n(item, "attempts")? as u32,
+        created_at: get_ts(item, "created_at")?,
+        expires_at: get_ts(item, "expires_at")?,
+    })
+}
+
 fn refresh_item(r: &RefreshTokenRecord) -> Item {
     let mut item = key(format!("REFRESH#{}", r.token_hash), "REFRESH");
     item.extend([
@@ -186,8 +195,32 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// Runs a transaction. A cancellation caused only by a conflicting concurrent transaction
+    /// (no failed condition) is retried a few times with jitter; the retry then sees the
+    /// winner's write and fails its condition properly, so races end as 409s, not 500s.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>> {
-        self.client.transact_write_items().set_transact_items(Some(items)).send().await.map(|_| ())
+        let mut attempt = 0u32;
+        loop {
+            let res = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let conflict_only = match &res {
+                Err(e) => match e.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                        let reasons = c.cancellation_reasons();
+                        reasons.iter().any(|r| r.code() == Some("TransactionConflict"))
+                            && !reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
+                    }
+                    Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
+                    _ => false,
+                },
+                Ok(_) => false,
+            };
+            if !conflict_only || attempt >= 5 {
+                return res.map(|_| ());
+            }
+            attempt += 1;
+            let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0..(10u64 << attempt));
+            tokio::time::sleep(std::time::Duration::from_millis(5 + jitter)).await;
+        }
     }
 
     /// Creates the table with the key schema and indexes that `template.yaml` declares. For
@@ -263,17 +296,23 @@ impl UserStore for DynamoStore {
         self.get(key(user_pk(id), "PROFILE")).await?.as_ref().map(user_from_item).transpose()
     }
 
-    async fn set_password_hash(&self, user_id: &str, hash: &PasswordHash) -> Result<(), InfraError> {
-        self.client
+    async fn set_password_hash(&self, user_id: &str, expected: &PasswordHash, hash: &PasswordHash) -> Result<bool, InfraError> {
+        let res = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(user_pk(user_id), "PROFILE")))
             .update_expression("SET password_hash = :h")
-            .condition_expression("attribute_exists(PK)")
+            .condition_expression("password_hash = :old")
             .expression_attribute_values(":h", s(&hash.0))
+            .expression_attribute_values(":old", s(&expected.0))
             .send()
-            .await?;
-        Ok(())
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn set_role(&self, user_id: &str, role: Role) -> Result<bool, InfraError> {
@@ -309,38 +348,30 @@ impl OtpStore for DynamoStore {
     }
 
     async fn get_otp(&self, email: &Email, purpose: OtpPurpose) -> Result<Option<OtpRecord>, InfraError> {
-        let Some(item) = self.get(key(email_pk(email), otp_sk(purpose))).await? else { return Ok(None) };
-        Ok(Some(OtpRecord {
-            code_mac: get_s(&item, "code_mac")?.to_string(),
-            attempts: get_n(&item, "attempts")? as u32,
-            created_at: get_ts(&item, "created_at")?,
-            expires_at: get_ts(&item, "expires_at")?,
-        }))
+        self.get(key(email_pk(email), otp_sk(purpose))).await?.as_ref().map(otp_from_item).transpose()
     }
 
-    async fn count_wrong_try(&self, email: &Email, purpose: OtpPurpose, code_mac: &str, max: u32) -> Result<WrongTry, InfraError> {
+    async fn take_attempt(&self, email: &Email, purpose: OtpPurpose, max: u32) -> Result<Option<OtpRecord>, InfraError> {
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(email_pk(email), otp_sk(purpose))))
             .update_expression("ADD attempts :one")
-            .condition_expression("code_mac = :m")
+            .condition_expression("attribute_exists(PK) AND attempts < :max")
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":m", s(code_mac))
-            .return_values(ReturnValue::UpdatedNew)
+            .expression_attribute_values(":max", n(max))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        let attempts = match res {
-            Ok(out) => get_n(out.attributes.as_ref().unwrap_or(&HashMap::new()), "attempts")? as u32,
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                return Ok(WrongTry::Gone)
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if attempts < max {
-            return Ok(WrongTry::Counted(attempts));
+        match res {
+            Ok(out) => otp_from_item(out.attributes.as_ref().ok_or_else(|| anyhow::anyhow!("UpdateItem returned no attributes"))?).map(Some),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(e.into()),
         }
+    }
+
+    async fn delete_otp(&self, email: &Email, purpose: OtpPurpose, code_mac: &str) -> Result<(), InfraError> {
         let res = self
             .client
             .delete_item()
@@ -351,8 +382,8 @@ impl OtpStore for DynamoStore {
             .send()
             .await;
         match res {
-            Ok(_) => Ok(WrongTry::Voided),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(WrongTry::Voided),
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -468,16 +499,21 @@ impl RefreshTokenStore for DynamoStore {
             .expression_attribute_values(":t", AV::Bool(true))
             .expression_attribute_values(":f", AV::Bool(false))
             .build()?;
-        let family_live = ConditionCheck::builder()
+        // Touching the family both checks it is live and pushes its TTL out with the new
+        // token, so a session kept alive by rotation outlives its first token's 30 days.
+        let family_live = Update::builder()
             .table_name(&self.table)
             .set_key(Some(family_key(&old.family_id)))
+            .update_expression("SET #ttl = :ttl")
             .condition_expression("revoked = :f")
+            .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":f", AV::Bool(false))
+            .expression_attribute_values(":ttl", ttl(next.expires_at))
             .build()?;
         let next = RefreshTokenRecord { family_id: old.family_id.clone(), ..next.clone() };
         let items = vec![
             TransactWriteItem::builder().update(mark_rotated).build(),
-            TransactWriteItem::builder().condition_check(family_live).build(),
+            TransactWriteItem::builder().update(family_live).build(),
             self.put(refresh_item(&next), Some("attribute_not_exists(PK)"))?,
         ];
         match self.transact(items).await {
@@ -494,14 +530,20 @@ impl RefreshTokenStore for DynamoStore {
     }
 
     async fn revoke_family(&self, family_id: &str) -> Result<(), InfraError> {
-        self.client
+        let res = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(family_key(family_id)))
             .update_expression("SET revoked = :t")
+            .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":t", AV::Bool(true))
             .send()
-            .await?;
-        Ok(())
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }

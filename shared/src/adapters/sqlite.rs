@@ -155,19 +155,15 @@ impl UserStore for SqliteStore {
         let outcome = self
             .run(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let taken: Option<(String, String)> = tx
-                    .query_row(
-                        "SELECT email, username_key FROM users WHERE email = ?1 OR username_key = ?2 LIMIT 1",
-                        params![u.email.as_str(), u.username.canonical()],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()?;
-                if let Some((email, _)) = taken {
-                    return Ok(Err(if email == u.email.as_str() {
-                        CreateUserError::EmailTaken
-                    } else {
-                        CreateUserError::UsernameTaken
-                    }));
+                let exists = |sql: &str, value: &str| -> rusqlite::Result<bool> {
+                    Ok(tx.query_row(sql, [value], |_| Ok(())).optional()?.is_some())
+                };
+                // Email first, as on DynamoDB: when both are taken, the email is what we report.
+                if exists("SELECT 1 FROM users WHERE email = ?1", u.email.as_str())? {
+                    return Ok(Err(CreateUserError::EmailTaken));
+                }
+                if exists("SELECT 1 FROM users WHERE username_key = ?1", &u.username.canonical())? {
+                    return Ok(Err(CreateUserError::UsernameTaken));
                 }
                 tx.execute(
                     &format!("INSERT INTO users ({USER_COLUMNS}, username_key) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"),
@@ -205,10 +201,13 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn set_password_hash(&self, user_id: &str, hash: &PasswordHash) -> Result<(), InfraError> {
-        let (id, h) = (user_id.to_string(), hash.0.clone());
-        self.run(move |c| c.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![id, h]).map(|_| ()))
-            .await
+    async fn set_password_hash(&self, user_id: &str, expected: &PasswordHash, hash: &PasswordHash) -> Result<bool, InfraError> {
+        let (id, old, h) = (user_id.to_string(), expected.0.clone(), hash.0.clone());
+        self.run(move |c| {
+            c.execute("UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2", params![id, old, h])
+                .map(|n| n == 1)
+        })
+        .await
     }
 
     async fn set_role(&self, user_id: &str, role: Role) -> Result<bool, InfraError> {
@@ -247,27 +246,28 @@ impl OtpStore for SqliteStore {
         .await
     }
 
-    async fn count_wrong_try(&self, email: &Email, purpose: OtpPurpose, code_mac: &str, max: u32) -> Result<WrongTry, InfraError> {
+    async fn take_attempt(&self, email: &Email, purpose: OtpPurpose, max: u32) -> Result<Option<OtpRecord>, InfraError> {
+        let email = email.as_str().to_string();
+        self.run(move |c| {
+            c.query_row(
+                "UPDATE otps SET attempts = attempts + 1 WHERE email = ?1 AND purpose = ?2 AND attempts < ?3 \
+                 RETURNING code_mac, attempts, created_at, expires_at",
+                params![email, purpose.as_str(), max],
+                otp_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn delete_otp(&self, email: &Email, purpose: OtpPurpose, code_mac: &str) -> Result<(), InfraError> {
         let (email, mac) = (email.as_str().to_string(), code_mac.to_string());
         self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let attempts: Option<u32> = tx
-                .query_row(
-                    "UPDATE otps SET attempts = attempts + 1 WHERE email = ?1 AND purpose = ?2 AND code_mac = ?3 RETURNING attempts",
-                    params![email, purpose.as_str(), mac],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let outcome = match attempts {
-                None => WrongTry::Gone,
-                Some(n) if n >= max => {
-                    tx.execute("DELETE FROM otps WHERE email = ?1 AND purpose = ?2", params![email, purpose.as_str()])?;
-                    WrongTry::Voided
-                }
-                Some(n) => WrongTry::Counted(n),
-            };
-            tx.commit()?;
-            Ok(outcome)
+            c.execute(
+                "DELETE FROM otps WHERE email = ?1 AND purpose = ?2 AND code_mac = ?3",
+                params![email, purpose.as_str(), mac],
+            )
+            .map(|_| ())
         })
         .await
     }
@@ -292,7 +292,6 @@ impl OtpStore for SqliteStore {
                         "UPDATE users SET password_hash = ?2, email_verified = 1, token_generation = token_generation + 1 WHERE id = ?1",
                         params![user_id, new_hash.0],
                     )?;
-                    tx.execute("UPDATE refresh_families SET revoked = 1 WHERE user_id = ?1", [user_id])?;
                 }
             }
             tx.commit()?;

@@ -20,7 +20,12 @@ pub async fn update<S, E>(
 where
     S: Serialize + DeserializeOwned + Default,
 {
-    for _ in 0..MAX_RACES {
+    for race in 0..MAX_RACES {
+        if race > 0 {
+            // Lost a race: back off a little, with jitter, so a burst spreads out.
+            let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=(2u64 << race.min(6)));
+            tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+        }
         let current = store.load(key, now).await?;
         let (state, version) = match current {
             None => (S::default(), None),

@@ -19,6 +19,42 @@ pub enum Endpoint {
     ResetPassword,
 }
 
+/// What an endpoint needs from its deployment, checked when a Lambda starts so that a
+/// missing secret is an init error, not a 500 on every request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub signing_key: bool,
+    pub verifying_key: bool,
+    pub otp_pepper: bool,
+    pub email_queue: bool,
+}
+
+impl Needs {
+    /// What a Lambda serving all of `endpoints` needs.
+    pub fn of(endpoints: &[Endpoint]) -> Needs {
+        endpoints.iter().map(|e| e.needs()).fold(Needs::default(), |a, b| Needs {
+            signing_key: a.signing_key || b.signing_key,
+            verifying_key: a.verifying_key || b.verifying_key,
+            otp_pepper: a.otp_pepper || b.otp_pepper,
+            email_queue: a.email_queue || b.email_queue,
+        })
+    }
+}
+
+impl Endpoint {
+    pub fn needs(self) -> Needs {
+        use Endpoint::*;
+        match self {
+            Health => Needs::default(),
+            Login | Refresh => Needs { signing_key: true, ..Needs::default() },
+            Logout => Needs::default(),
+            Me => Needs { verifying_key: true, ..Needs::default() },
+            VerifyOtp | ResetPassword => Needs { otp_pepper: true, ..Needs::default() },
+            Signup | ResendOtp | ForgotPassword => Needs { otp_pepper: true, email_queue: true, ..Needs::default() },
+        }
+    }
+}
+
 /// (method, path pattern without the trailing slash, endpoint). `{name}` matches a segment.
 pub const ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::GET, "/api/health", Endpoint::Health),

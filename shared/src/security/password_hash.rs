@@ -4,6 +4,8 @@
 
 use argon2::{Algorithm, Argon2, Params, PasswordHash as Phc, PasswordHasher, PasswordVerifier, Version};
 
+use std::sync::{Arc, OnceLock};
+
 use crate::domain::{Password, PasswordHash};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +26,12 @@ impl HashCost {
 pub struct PasswordHasherService {
     cost: HashCost,
     /// A hash of a random password, checked against when the account does not exist so that
-    /// an unknown email costs the same work as a wrong password.
-    dummy: PasswordHash,
+    /// an unknown email costs the same work as a wrong password. Made on first need, not at
+    /// start-up: most functions never log anyone in, and a hash costs ~30 ms of cold start.
+    dummy: Arc<OnceLock<PasswordHash>>,
+    /// Each hash holds ~19 MiB; at most one per core runs at a time, so a flood of logins
+    /// queues instead of exhausting memory.
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for PasswordHasherService {
@@ -57,10 +63,20 @@ pub enum Verdict {
 
 impl PasswordHasherService {
     pub fn new(cost: HashCost) -> anyhow::Result<Self> {
+        // Fail at start-up, not at the first login, if the parameters are unusable.
+        argon(cost)?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(PasswordHasherService { cost, dummy: Arc::new(OnceLock::new()), permits: Arc::new(tokio::sync::Semaphore::new(cores)) })
+    }
+
+    fn dummy(&self) -> anyhow::Result<PasswordHash> {
+        if let Some(h) = self.dummy.get() {
+            return Ok(h.clone());
+        }
         let mut random = [0u8; 24];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
-        let dummy = hash_with(cost, &hex::encode(random))?;
-        Ok(PasswordHasherService { cost, dummy })
+        let fresh = hash_with(self.cost, &hex::encode(random))?;
+        Ok(self.dummy.get_or_init(|| fresh).clone())
     }
 
     pub fn cost(&self) -> HashCost {
@@ -69,6 +85,7 @@ impl PasswordHasherService {
 
     /// Hashes on the blocking pool: argon2id at production cost takes tens of milliseconds.
     pub async fn hash(&self, password: &Password) -> anyhow::Result<PasswordHash> {
+        let _permit = self.permits.acquire().await?;
         let cost = self.cost;
         let pw = password.expose().to_string();
         tokio::task::spawn_blocking(move || hash_with(cost, &pw)).await?
@@ -76,11 +93,17 @@ impl PasswordHasherService {
 
     /// Checks `password` against `stored`, or against the dummy hash when there is no account.
     pub async fn verify(&self, password: &Password, stored: Option<&PasswordHash>) -> anyhow::Result<Verdict> {
+        let _permit = self.permits.acquire().await?;
         let is_real = stored.is_some();
-        let hash = stored.unwrap_or(&self.dummy).0.clone();
+        let stored = stored.cloned();
+        let this = self.clone();
         let pw = password.expose().to_string();
         let cost = self.cost;
         tokio::task::spawn_blocking(move || {
+            let hash = match stored {
+                Some(h) => h.0,
+                None => this.dummy()?.0,
+            };
             let parsed = match Phc::new(&hash) {
                 Ok(p) => p,
                 Err(_) => return Ok(Verdict::Mismatch),

@@ -124,7 +124,8 @@ async fn an_outdated_hash_is_upgraded_on_login() {
     let app = spawn_app().await;
     let id = app.verified_user("tony@stark.example", "tony").await;
     let old = hash_with(HashCost { m_kib: 32, t: 1, p: 1 }, PASSWORD).unwrap();
-    app.ctx.stores.users.set_password_hash(&id, &old).await.unwrap();
+    let current = app.ctx.stores.users.user_by_id(&id).await.unwrap().unwrap().password_hash;
+    assert!(app.ctx.stores.users.set_password_hash(&id, &current, &old).await.unwrap());
     assert_eq!(app.login("tony@stark.example", PASSWORD).await.status, 200);
     let user = app.ctx.stores.users.user_by_id(&id).await.unwrap().unwrap();
     assert!(user.password_hash.0.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{:?}", user.password_hash.0);
@@ -150,4 +151,33 @@ async fn login_validates_its_fields() {
     assert_eq!((r.status, r.code()), (400, "validation_error"));
     let fields = r.body["error"]["fields"].as_object().unwrap();
     assert!(fields.contains_key("email") && fields.contains_key("password"));
+}
+
+#[tokio::test]
+async fn a_burst_of_guesses_gets_no_more_checks_than_the_lockout_allows() {
+    let app = spawn_app().await;
+    app.verified_user("tony@stark.example", "tony").await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (client, base) = (app.client.clone(), app.base.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(format!("{base}/api/auth/login/"))
+                .json(&json!({ "email": "tony@stark.example", "password": "wrong-password" }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(checked, 4, "only the first four guesses may be answered 401: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 16, "{statuses:?}");
+    // And the account is locked for the right one too.
+    assert_eq!(app.login("tony@stark.example", PASSWORD).await.status, 429);
 }

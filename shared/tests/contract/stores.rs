@@ -65,7 +65,8 @@ contract!(
     email_and_username_are_unique_and_atomic,
     role_and_password_updates,
     otp_is_replaced_and_kept_per_purpose,
-    wrong_tries_are_counted_then_void_the_code,
+    tries_are_charged_up_to_the_limit,
+    a_burst_of_tries_gets_only_the_limit,
     verification_redeems_once,
     password_reset_redemption_bumps_the_generation,
     throttle_compare_and_swap,
@@ -101,7 +102,11 @@ async fn email_and_username_are_unique_and_atomic(s: &Stores) {
     assert_eq!(s.users.user_by_email(&same_name.email).await.unwrap(), None);
     assert_eq!(s.otps.get_otp(&same_name.email, OtpPurpose::Verification).await.unwrap(), None);
     assert_eq!(s.otps.get_otp(&first.email, OtpPurpose::Verification).await.unwrap().unwrap().code_mac, "m1");
-    // The refused username is still free for its owner's own later changes: a new name works.
+    // Both taken (by different users): the email is what is reported, on every adapter.
+    let second = user("second@stark.example", "second");
+    s.users.create_user(&second, &otp("m5")).await.unwrap();
+    let both = user("second@stark.example", "happy");
+    assert!(matches!(s.users.create_user(&both, &otp("m6")).await, Err(CreateUserError::EmailTaken)));
     let fine = user("hogan@stark.example", "Hogan");
     s.users.create_user(&fine, &otp("m4")).await.unwrap();
 }
@@ -111,7 +116,10 @@ async fn role_and_password_updates(s: &Stores) {
     s.users.create_user(&u, &otp("m")).await.unwrap();
     assert!(s.users.set_role(&u.id, Role::Provider).await.unwrap());
     assert!(!s.users.set_role("missing", Role::Admin).await.unwrap());
-    s.users.set_password_hash(&u.id, &PasswordHash("new-hash".into())).await.unwrap();
+    // Only over the hash it was read with: a concurrent change wins.
+    assert!(!s.users.set_password_hash(&u.id, &PasswordHash("stale".into()), &PasswordHash("x".into())).await.unwrap());
+    assert!(s.users.set_password_hash(&u.id, &u.password_hash, &PasswordHash("new-hash".into())).await.unwrap());
+    assert!(!s.users.set_password_hash("missing", &u.password_hash, &PasswordHash("x".into())).await.unwrap());
     let got = s.users.user_by_id(&u.id).await.unwrap().unwrap();
     assert_eq!(got.role, Role::Provider);
     assert_eq!(got.password_hash, PasswordHash("new-hash".into()));
@@ -125,20 +133,41 @@ async fn otp_is_replaced_and_kept_per_purpose(s: &Stores) {
     assert_eq!(s.otps.get_otp(&e, OtpPurpose::Verification).await.unwrap(), None);
 }
 
-async fn wrong_tries_are_counted_then_void_the_code(s: &Stores) {
+async fn tries_are_charged_up_to_the_limit(s: &Stores) {
     let e = Email::parse("friday@stark.example").unwrap();
     let p = OtpPurpose::Verification;
+    assert_eq!(s.otps.take_attempt(&e, p, 5).await.unwrap(), None, "no code, nothing to charge");
     s.otps.put_otp(&e, p, &otp("mac")).await.unwrap();
-    for n in 1..5 {
-        assert_eq!(s.otps.count_wrong_try(&e, p, "mac", 5).await.unwrap(), WrongTry::Counted(n));
+    for n in 1..=5 {
+        let charged = s.otps.take_attempt(&e, p, 5).await.unwrap().unwrap();
+        assert_eq!((charged.attempts, charged.code_mac.as_str()), (n, "mac"));
+        assert_eq!(charged.expires_at, otp("mac").expires_at);
     }
-    assert_eq!(s.otps.get_otp(&e, p).await.unwrap().unwrap().attempts, 4);
-    assert_eq!(s.otps.count_wrong_try(&e, p, "mac", 5).await.unwrap(), WrongTry::Voided);
-    assert_eq!(s.otps.get_otp(&e, p).await.unwrap(), None);
-    // A code replaced meanwhile is not charged for the old one's wrong try.
+    assert_eq!(s.otps.take_attempt(&e, p, 5).await.unwrap(), None, "the sixth try is refused");
+    // Deleting needs the right MAC: a code replaced meanwhile survives a stale delete.
     s.otps.put_otp(&e, p, &otp("new")).await.unwrap();
-    assert_eq!(s.otps.count_wrong_try(&e, p, "mac", 5).await.unwrap(), WrongTry::Gone);
+    s.otps.delete_otp(&e, p, "mac").await.unwrap();
     assert_eq!(s.otps.get_otp(&e, p).await.unwrap().unwrap().attempts, 0);
+    s.otps.delete_otp(&e, p, "new").await.unwrap();
+    assert_eq!(s.otps.get_otp(&e, p).await.unwrap(), None);
+    s.otps.delete_otp(&e, p, "new").await.unwrap();
+}
+
+async fn a_burst_of_tries_gets_only_the_limit(s: &Stores) {
+    let e = Email::parse("burst@stark.example").unwrap();
+    let p = OtpPurpose::PasswordReset;
+    s.otps.put_otp(&e, p, &otp("mac")).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let otps = s.otps.clone();
+        let e = e.clone();
+        tasks.push(tokio::spawn(async move { otps.take_attempt(&e, p, 5).await.unwrap().is_some() }));
+    }
+    let mut charged = 0;
+    for t in tasks {
+        charged += t.await.unwrap() as u32;
+    }
+    assert_eq!(charged, 5, "exactly five of twenty parallel tries may compare");
 }
 
 async fn verification_redeems_once(s: &Stores) {
@@ -165,6 +194,8 @@ async fn password_reset_redemption_bumps_the_generation(s: &Stores) {
     assert_eq!(got.password_hash, PasswordHash("h2".into()));
     assert_eq!(got.token_generation, 1);
     assert!(got.email_verified);
+    // Refresh tokens issued before carry generation 0: the use case refuses them by that
+    // bump, on every adapter alike, without touching each token.
     // The verification code is a different purpose and is untouched.
     assert!(s.otps.get_otp(&u.email, OtpPurpose::Verification).await.unwrap().is_some());
 }
@@ -232,10 +263,17 @@ async fn refresh_rotation_and_reuse(s: &Stores) {
     assert_eq!(r.rotate("h2", &refresh_rec("h4", "fam")).await.unwrap(), Rotation::FamilyRevoked);
     assert_eq!(r.get_refresh("h4").await.unwrap(), None);
     assert_eq!(r.rotate("nope", &refresh_rec("h5", "fam")).await.unwrap(), Rotation::NotFound);
-    // Logout revokes a family explicitly.
+    // Logout revokes a family explicitly; an unknown family is left alone, quietly.
     r.create_family(&refresh_rec("k1", "fam2")).await.unwrap();
     r.revoke_family("fam2").await.unwrap();
     assert_eq!(r.rotate("k1", &refresh_rec("k2", "fam2")).await.unwrap(), Rotation::FamilyRevoked);
+    r.revoke_family("no-such-family").await.unwrap();
+    // A family lives as long as its rotations keep it alive: rotating a token issued near the
+    // end of the first token's life still works.
+    r.create_family(&refresh_rec("l1", "fam3")).await.unwrap();
+    let late = RefreshTokenRecord { expires_at: t0() + Duration::days(59), ..refresh_rec("l2", "fam3") };
+    assert_eq!(r.rotate("l1", &late).await.unwrap(), Rotation::Rotated);
+    assert_eq!(r.rotate("l2", &refresh_rec("l3", "fam3")).await.unwrap(), Rotation::Rotated);
 }
 
 async fn concurrent_signups_for_one_email_make_one_user(s: &Stores) {

@@ -3,7 +3,7 @@
 use crate::app::{throttle, AppContext};
 use crate::domain::throttle::{RetryAfter, SendWindow};
 use crate::domain::{mac_matches, otp_mac, Email, OtpCode, OtpPurpose, Password, User, OTP_MAX_WRONG_TRIES};
-use crate::ports::{InfraError, OtpRedemption, WrongTry};
+use crate::ports::{InfraError, OtpRedemption};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -64,10 +64,12 @@ pub async fn forgot_password(ctx: &AppContext, email: &Email) -> Result<(), Send
     Ok(())
 }
 
-/// Checks `code` against the pending one. On a match returns its MAC, to be redeemed
-/// conditionally; on a miss counts the wrong try.
+/// Checks `code` against the pending one. A try is charged before the comparison, so no
+/// burst of parallel guesses gets more than the allowed number of comparisons. On a match
+/// returns the code's MAC, to be redeemed conditionally; the last wrong try voids the code.
 async fn check_code(ctx: &AppContext, purpose: OtpPurpose, email: &Email, code: &OtpCode) -> Result<String, CodeError> {
-    let record = ctx.stores.otps.get_otp(email, purpose).await?.ok_or(CodeError::Invalid)?;
+    let otps = &ctx.stores.otps;
+    let record = otps.take_attempt(email, purpose, OTP_MAX_WRONG_TRIES).await?.ok_or(CodeError::Invalid)?;
     if record.is_expired(ctx.clock.now()) {
         return Err(CodeError::Expired);
     }
@@ -75,10 +77,11 @@ async fn check_code(ctx: &AppContext, purpose: OtpPurpose, email: &Email, code: 
     if mac_matches(&presented, &record.code_mac) {
         return Ok(record.code_mac);
     }
-    match ctx.stores.otps.count_wrong_try(email, purpose, &record.code_mac, OTP_MAX_WRONG_TRIES).await? {
-        WrongTry::Voided => Err(CodeError::AttemptsExceeded),
-        WrongTry::Counted(_) | WrongTry::Gone => Err(CodeError::Invalid),
+    if record.attempts >= OTP_MAX_WRONG_TRIES {
+        otps.delete_otp(email, purpose, &record.code_mac).await?;
+        return Err(CodeError::AttemptsExceeded);
     }
+    Err(CodeError::Invalid)
 }
 
 pub async fn verify_email(ctx: &AppContext, email: &Email, code: &OtpCode) -> Result<User, CodeError> {

@@ -10,11 +10,16 @@ use crate::security::{new_opaque_token, token_hash};
 
 pub const REFRESH_TOKEN_DAYS: i64 = 30;
 
-#[derive(Debug)]
 pub struct Session {
     pub access_token: String,
     pub expires_in: i64,
     pub refresh_token: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("expires_in", &self.expires_in).finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
