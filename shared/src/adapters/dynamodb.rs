@@ -3,7 +3,7 @@
 //! decide something are strongly consistent. TTL deletes lazily, so reads check `expires_at`.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue as AV, BillingMode, Delete, GlobalSecondaryIndex,
@@ -152,6 +152,19 @@ fn family_key(family_id: &str) -> Item {
     key(format!("FAMILY#{family_id}"), "FAMILY")
 }
 
+
+/// A conditional single-item write: `Some(output)` when applied, `None` when its condition
+/// failed, an error for anything else.
+fn unless_condition_failed<T, E>(res: Result<T, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>) -> anyhow::Result<Option<T>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match res {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException") => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
 
 /// For a cancelled transaction: which of its items failed their condition.
 fn failed_conditions(err: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>) -> Option<Vec<bool>> {
@@ -308,11 +321,7 @@ impl UserStore for DynamoStore {
             .expression_attribute_values(":old", s(&expected.0))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(unless_condition_failed(res)?.is_some())
     }
 
     async fn set_role(&self, user_id: &str, role: Role) -> Result<bool, InfraError> {
@@ -327,11 +336,7 @@ impl UserStore for DynamoStore {
             .expression_attribute_values(":r", s(role.as_str()))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(unless_condition_failed(res)?.is_some())
     }
 }
 
@@ -364,10 +369,9 @@ impl OtpStore for DynamoStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match res {
-            Ok(out) => otp_from_item(out.attributes.as_ref().ok_or_else(|| anyhow::anyhow!("UpdateItem returned no attributes"))?).map(Some),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(None),
-            Err(e) => Err(e.into()),
+        match unless_condition_failed(res)? {
+            Some(out) => otp_from_item(out.attributes.as_ref().ok_or_else(|| anyhow::anyhow!("UpdateItem returned no attributes"))?).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -381,11 +385,9 @@ impl OtpStore for DynamoStore {
             .expression_attribute_values(":m", s(code_mac))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        // Nothing to do when the item is missing or no longer matches.
+        unless_condition_failed(res)?;
+        Ok(())
     }
 
     async fn redeem_otp(&self, email: &Email, purpose: OtpPurpose, code_mac: &str, redemption: &OtpRedemption) -> Result<bool, InfraError> {
@@ -452,11 +454,7 @@ impl ThrottleStore for DynamoStore {
             None => req.condition_expression("attribute_not_exists(PK)"),
             Some(v) => req.condition_expression("version = :v").expression_attribute_values(":v", n(v)),
         };
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(unless_condition_failed(req.send().await)?.is_some())
     }
 }
 
@@ -540,10 +538,8 @@ impl RefreshTokenStore for DynamoStore {
             .expression_attribute_values(":t", AV::Bool(true))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        // Nothing to do when the item is missing or no longer matches.
+        unless_condition_failed(res)?;
+        Ok(())
     }
 }
