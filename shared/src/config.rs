@@ -78,8 +78,18 @@ pub async fn create_dynamo_table(table: &str) -> anyhow::Result<()> {
 /// The context for `stark serve` and the ops commands. With the in-process queue, the worker
 /// writing `.eml` files runs on the current runtime; its handle is returned.
 pub async fn local_context(cfg: &LocalConfig, clock: Arc<dyn Clock>) -> anyhow::Result<(AppContext, Option<tokio::task::JoinHandle<()>>)> {
-    let secrets = Secrets::load_or_create(&cfg.data_dir)?;
     let stores = stores_from(cfg.store, &cfg.data_dir, cfg.table.as_deref()).await?;
+    local_context_with(cfg, clock, stores).await
+}
+
+/// As [`local_context`], on stores built by the caller (`cfg.store` and `cfg.table` are not
+/// used). The API tests use it to run against DynamoDB on a test server.
+pub async fn local_context_with(
+    cfg: &LocalConfig,
+    clock: Arc<dyn Clock>,
+    stores: Stores,
+) -> anyhow::Result<(AppContext, Option<tokio::task::JoinHandle<()>>)> {
+    let secrets = Secrets::load_or_create(&cfg.data_dir)?;
     let (email_queue, worker): (Arc<dyn EmailQueue>, _) = match cfg.queue {
         QueueKind::InProcess => {
             let outbox = EmlOutbox::new(&cfg.data_dir.join("outbox"), cfg.mail_from.clone())?;

@@ -6,12 +6,48 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use stark::app::AppContext;
+use stark::adapters::dynamodb::DynamoStore;
+use stark::adapters::sqlite::SqliteStore;
+use stark::app::{AppContext, Stores};
 use stark::clock::ManualClock;
 use stark::config::{self, LocalConfig};
 use stark::security::password_hash::HashCost;
 
 pub const PASSWORD: &str = "I-am-Iron-Man-3000";
+
+/// Which store the suite runs on; each test binary that includes this suite sets
+/// `crate::BACKEND`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // each test binary constructs one of the two
+pub enum Backend {
+    Sqlite,
+    Dynamodb,
+}
+
+/// What survives a restart: the data dir (keys, SQLite file, outbox) and, on DynamoDB, the table.
+pub struct Storage {
+    pub data_dir: PathBuf,
+    _keep: Option<Arc<tempfile::TempDir>>,
+    table: Option<(aws_sdk_dynamodb::Client, String)>,
+}
+
+impl Storage {
+    pub async fn fresh() -> Storage {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let table = match crate::BACKEND {
+            Backend::Sqlite => None,
+            Backend::Dynamodb => Some(crate::aws::dynamo_table().await),
+        };
+        Storage { data_dir: dir.path().to_path_buf(), _keep: Some(dir), table }
+    }
+
+    fn stores(&self) -> anyhow::Result<Stores> {
+        Ok(match &self.table {
+            None => Stores::from_adapter(Arc::new(SqliteStore::open(&self.data_dir.join("stark.db"))?)),
+            Some((client, table)) => Stores::from_adapter(Arc::new(DynamoStore::new(client.clone(), table.clone()))),
+        })
+    }
+}
 
 pub struct TestApp {
     pub base: String,
@@ -19,7 +55,7 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub ctx: Arc<AppContext>,
     pub data_dir: PathBuf,
-    _dir: Option<Arc<tempfile::TempDir>>,
+    storage: Option<Storage>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -45,16 +81,15 @@ pub fn start_time() -> DateTime<Utc> {
 }
 
 pub async fn spawn_app() -> TestApp {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let path = dir.path().to_path_buf();
-    spawn_app_in(path, Some(dir), HashCost::TEST).await
+    spawn_app_on(Storage::fresh().await, HashCost::TEST).await
 }
 
-/// Starts the server on an existing data dir (a "restart" when that dir was used before).
-pub async fn spawn_app_in(data_dir: PathBuf, keep: Option<Arc<tempfile::TempDir>>, cost: HashCost) -> TestApp {
+/// Starts the server on `storage` (a "restart" when that storage was used before).
+pub async fn spawn_app_on(storage: Storage, cost: HashCost) -> TestApp {
     let clock = Arc::new(ManualClock::new(start_time()));
-    let cfg = LocalConfig { hash_cost: cost, ..LocalConfig::embedded(data_dir.clone()) };
-    let (ctx, _worker) = config::local_context(&cfg, clock.clone()).await.unwrap();
+    let cfg = LocalConfig { hash_cost: cost, ..LocalConfig::embedded(storage.data_dir.clone()) };
+    let stores = storage.stores().unwrap();
+    let (ctx, _worker) = config::local_context_with(&cfg, clock.clone(), stores).await.unwrap();
     let ctx = Arc::new(ctx);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -72,22 +107,23 @@ pub async fn spawn_app_in(data_dir: PathBuf, keep: Option<Arc<tempfile::TempDir>
         client: reqwest::Client::new(),
         clock,
         ctx,
-        data_dir,
-        _dir: keep,
+        data_dir: storage.data_dir.clone(),
+        storage: Some(storage),
         stop: Some(stop),
         server: Some(server),
     }
 }
 
 impl TestApp {
-    pub async fn stop(mut self) -> (PathBuf, Option<Arc<tempfile::TempDir>>) {
+    /// Stops the server and hands back its storage, to start another on it.
+    pub async fn stop(mut self) -> Storage {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
         if let Some(h) = self.server.take() {
             let _ = h.await;
         }
-        (self.data_dir.clone(), self._dir.take())
+        self.storage.take().expect("storage")
     }
 
     pub fn advance(&self, secs: i64) {

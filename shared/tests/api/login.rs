@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_in, PASSWORD};
+use crate::helpers::{spawn_app, spawn_app_on, Storage, PASSWORD};
 use stark::domain::Email;
 use stark::security::password_hash::{hash_with, HashCost};
 
@@ -134,8 +134,7 @@ async fn an_outdated_hash_is_upgraded_on_login() {
 
 #[tokio::test]
 async fn production_argon2_parameters_end_to_end() {
-    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let app = spawn_app_in(dir.path().to_path_buf(), Some(dir.clone()), HashCost::PRODUCTION).await;
+    let app = spawn_app_on(Storage::fresh().await, HashCost::PRODUCTION).await;
     app.verified_user("tony@stark.example", "tony").await;
     let stored = app.ctx.stores.users.user_by_email(&Email::parse("tony@stark.example").unwrap()).await.unwrap().unwrap();
     assert!(stored.password_hash.0.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", stored.password_hash.0);

@@ -1,5 +1,8 @@
-//! API tests through the real local server, one test binary for all of them.
+//! API tests through the real local server, one test binary for all of them, on the
+//! embedded SQLite store. `tests/api_dynamodb.rs` runs the same suite on DynamoDB.
 
+#[path = "../support/aws.rs"]
+mod aws;
 mod helpers;
 
 mod conventions;
@@ -7,3 +10,5 @@ mod login;
 mod otp;
 mod signup;
 mod tokens;
+
+const BACKEND: helpers::Backend = helpers::Backend::Sqlite;

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_in, PASSWORD};
+use crate::helpers::{spawn_app, spawn_app_on, PASSWORD};
 use stark::security::password_hash::HashCost;
 
 fn wrong(code: &str) -> String {
@@ -147,9 +147,9 @@ async fn codes_and_keys_survive_a_restart() {
     let token = app.login("pepper@stark.example", PASSWORD).await.body["access_token"].as_str().unwrap().to_string();
     app.signup("tony@stark.example", "tony").await;
     let code = app.wait_for_code("tony@stark.example", 1).await;
-    let (dir, keep) = app.stop().await;
+    let storage = app.stop().await;
 
-    let app = spawn_app_in(dir, keep, HashCost::TEST).await;
+    let app = spawn_app_on(storage, HashCost::TEST).await;
     let r = app.post("/api/auth/verify-otp/", json!({ "email": "tony@stark.example", "otp": code })).await;
     assert_eq!(r.status, 200, "{}", r.body);
     // The signing key was kept: a token issued before the restart still checks out.

@@ -13,7 +13,7 @@ use stark::clock::SystemClock;
 use stark::domain::Email;
 use stark::ports::{EmailJob, EmailQueue, EmailTemplate};
 
-use crate::common_aws;
+use crate::aws;
 
 fn job(n: u32) -> EmailJob {
     EmailJob {
@@ -31,7 +31,7 @@ fn job(n: u32) -> EmailJob {
 
 #[tokio::test]
 async fn sqs_delivers_jobs_intact() {
-    let (client, url) = common_aws::sqs_queue().await;
+    let (client, url) = aws::sqs_queue().await;
     let q = SqsEmailQueue::new(client.clone(), url.clone());
     q.ping().await.unwrap();
     let sent: Vec<EmailJob> = (0..3).map(job).collect();
@@ -55,7 +55,7 @@ async fn sqs_delivers_jobs_intact() {
 
 #[tokio::test]
 async fn sqs_ping_fails_for_a_missing_queue() {
-    let (client, url) = common_aws::sqs_queue().await;
+    let (client, url) = aws::sqs_queue().await;
     let q = SqsEmailQueue::new(client, format!("{url}-missing"));
     assert!(q.ping().await.is_err());
 }

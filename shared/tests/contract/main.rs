@@ -1,8 +1,8 @@
 //! One contract suite per port, run against every adapter of that port: the embedded ones
 //! (SQLite, in-process queue) and the AWS ones (DynamoDB and SQS on moto_server).
 
-#[path = "../common_aws.rs"]
-mod common_aws;
+#[path = "../support/aws.rs"]
+mod aws;
 
 mod email_queue;
 mod stores;

@@ -8,7 +8,7 @@ use stark::domain::throttle::SendWindow;
 use stark::domain::*;
 use stark::ports::*;
 
-use crate::common_aws;
+use crate::aws;
 
 /// A store plus whatever must live as long as it (the SQLite temp dir).
 pub struct Fixture {
@@ -23,7 +23,7 @@ pub async fn sqlite() -> Fixture {
 }
 
 pub async fn dynamodb() -> Fixture {
-    let (client, table) = common_aws::dynamo_table().await;
+    let (client, table) = aws::dynamo_table().await;
     Fixture { stores: Stores::from_adapter(Arc::new(DynamoStore::new(client, table))), _dir: None }
 }
 

@@ -1,0 +1,20 @@
+//! The whole API suite again, with the DynamoDB store on moto_server behind the real local
+//! server: the same rules must hold on the production adapter, not only on SQLite.
+
+#[path = "support/aws.rs"]
+mod aws;
+#[path = "api/helpers.rs"]
+mod helpers;
+
+#[path = "api/conventions.rs"]
+mod conventions;
+#[path = "api/login.rs"]
+mod login;
+#[path = "api/otp.rs"]
+mod otp;
+#[path = "api/signup.rs"]
+mod signup;
+#[path = "api/tokens.rs"]
+mod tokens;
+
+const BACKEND: helpers::Backend = helpers::Backend::Dynamodb;
