@@ -66,13 +66,16 @@ async fn the_fifth_wrong_try_voids_the_code() {
         let r = app.post("/api/auth/verify-otp/", json!({ "email": "tony@stark.example", "otp": bad })).await;
         assert_eq!((r.status, r.code()), (400, "otp_invalid"));
     }
+    app.advance(20);
     let r = app.post("/api/auth/verify-otp/", json!({ "email": "tony@stark.example", "otp": bad })).await;
     assert_eq!((r.status, r.code()), (429, "otp_attempts_exceeded"));
+    // Retry-After says when a new code can be asked for: the signup send's cooldown ends at 60 s.
+    assert_eq!(r.header("retry-after"), Some("40"));
     // The right code no longer works: it was voided.
     let r = app.post("/api/auth/verify-otp/", json!({ "email": "tony@stark.example", "otp": code })).await;
     assert_eq!((r.status, r.code()), (400, "otp_invalid"));
     // A new code can be asked for once the cooldown passes, and it works.
-    app.advance(61);
+    app.advance(41);
     assert_eq!(app.post("/api/auth/resend-otp/", json!({ "email": "tony@stark.example" })).await.status, 202);
     let fresh = app.wait_for_code("tony@stark.example", 2).await;
     let r = app.post("/api/auth/verify-otp/", json!({ "email": "tony@stark.example", "otp": fresh })).await;

@@ -19,8 +19,9 @@ pub enum CodeError {
     Invalid,
     #[error("expired code")]
     Expired,
+    /// The code is void; a new one can be asked for after the send window allows it.
     #[error("too many wrong codes")]
-    AttemptsExceeded,
+    AttemptsExceeded(RetryAfter),
     #[error("already verified")]
     AlreadyVerified,
     #[error(transparent)]
@@ -79,7 +80,9 @@ async fn check_code(ctx: &AppContext, purpose: OtpPurpose, email: &Email, code: 
     }
     if record.attempts >= OTP_MAX_WRONG_TRIES {
         otps.delete_otp(email, purpose, &record.code_mac).await?;
-        return Err(CodeError::AttemptsExceeded);
+        let now = ctx.clock.now();
+        let window: SendWindow = throttle::peek(ctx.stores.throttle.as_ref(), &super::send_window_key(purpose, email), now).await?;
+        return Err(CodeError::AttemptsExceeded(window.admit(now).err().unwrap_or(RetryAfter(1))));
     }
     Err(CodeError::Invalid)
 }

@@ -53,7 +53,7 @@ fn code_error(e: CodeError) -> ApiError {
     match e {
         CodeError::Invalid => ApiError::client(StatusCode::BAD_REQUEST, "otp_invalid"),
         CodeError::Expired => ApiError::client(StatusCode::BAD_REQUEST, "otp_expired"),
-        CodeError::AttemptsExceeded => ApiError::client(StatusCode::TOO_MANY_REQUESTS, "otp_attempts_exceeded"),
+        CodeError::AttemptsExceeded(wait) => ApiError::too_many("otp_attempts_exceeded", wait.0),
         CodeError::AlreadyVerified => ApiError::client(StatusCode::CONFLICT, "already_verified"),
         CodeError::Infra(e) => ApiError::Internal(e),
     }
