@@ -36,7 +36,12 @@ pub struct LocalConfig {
     pub queue_url: Option<String>,
     pub hash_cost: HashCost,
     pub mail_from: String,
+    pub enumeration_floor: std::time::Duration,
 }
+
+/// How long resend-otp and forgot-password take at least (see `AppContext`): well above a
+/// store write plus a queue send, well below what a person notices.
+pub const ENUMERATION_FLOOR: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl LocalConfig {
     pub fn embedded(data_dir: PathBuf) -> Self {
@@ -48,6 +53,7 @@ impl LocalConfig {
             queue_url: None,
             hash_cost: HashCost::PRODUCTION,
             mail_from: "Stark Industries <no-reply@stark.example>".into(),
+            enumeration_floor: ENUMERATION_FLOOR,
         }
     }
 }
@@ -108,6 +114,7 @@ pub async fn local_context_with(
         passwords: PasswordHasherService::new(cfg.hash_cost)?,
         keys: secrets.keys,
         otp_pepper: secrets.otp_pepper,
+        enumeration_floor: cfg.enumeration_floor,
     };
     Ok((ctx, worker))
 }
@@ -140,5 +147,6 @@ pub async fn lambda_context(served: &[crate::http::Endpoint]) -> anyhow::Result<
         passwords: PasswordHasherService::new(HashCost::PRODUCTION)?,
         keys: secrets.keys,
         otp_pepper: secrets.otp_pepper,
+        enumeration_floor: ENUMERATION_FLOOR,
     })
 }

@@ -37,6 +37,10 @@ pub struct AppContext {
     pub passwords: PasswordHasherService,
     pub keys: TokenKeys,
     pub otp_pepper: Option<OtpPepper>,
+    /// resend-otp and forgot-password answer no sooner than this after admitting a send, so
+    /// the work done only for an existing account (a store write and a queue send) does not
+    /// show in their timing.
+    pub enumeration_floor: std::time::Duration,
 }
 
 impl AppContext {

@@ -84,10 +84,15 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_on(Storage::fresh().await, HashCost::TEST).await
 }
 
-/// Starts the server on `storage` (a "restart" when that storage was used before).
+/// Starts the server on `storage` (a "restart" when that storage was used before). The
+/// enumeration floor is off: tests that are not about timing should not wait for it.
 pub async fn spawn_app_on(storage: Storage, cost: HashCost) -> TestApp {
+    spawn_app_with(storage, cost, std::time::Duration::ZERO).await
+}
+
+pub async fn spawn_app_with(storage: Storage, cost: HashCost, enumeration_floor: std::time::Duration) -> TestApp {
     let clock = Arc::new(ManualClock::new(start_time()));
-    let cfg = LocalConfig { hash_cost: cost, ..LocalConfig::embedded(storage.data_dir.clone()) };
+    let cfg = LocalConfig { hash_cost: cost, enumeration_floor, ..LocalConfig::embedded(storage.data_dir.clone()) };
     let stores = storage.stores().unwrap();
     let (ctx, _worker) = config::local_context_with(&cfg, clock.clone(), stores).await.unwrap();
     let ctx = Arc::new(ctx);

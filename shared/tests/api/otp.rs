@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_on, PASSWORD};
+use crate::helpers::{spawn_app, spawn_app_on, spawn_app_with, Storage, PASSWORD};
 use stark::security::password_hash::HashCost;
 
 fn wrong(code: &str) -> String {
@@ -220,4 +220,24 @@ async fn reset_codes_expire_and_void_like_verification_codes() {
     assert_eq!((r.status, r.code()), (400, "otp_expired"));
     let r = app.post("/api/auth/reset-password/", json!({ "email": "ghost@stark.example", "otp": code, "new_password": "Mark-42-is-better" })).await;
     assert_eq!(r.code(), "otp_invalid");
+}
+
+#[tokio::test]
+async fn resend_and_forgot_take_at_least_the_floor_for_any_account() {
+    // Not a speed target: a lower bound that a sleep guarantees, whatever the machine.
+    let floor = std::time::Duration::from_millis(120);
+    let app = spawn_app_with(Storage::fresh().await, HashCost::TEST, floor).await;
+    app.signup("known@stark.example", "known").await;
+    app.advance(61);
+    for (path, email) in [
+        ("/api/auth/resend-otp/", "known@stark.example"),
+        ("/api/auth/resend-otp/", "unknown@stark.example"),
+        ("/api/auth/forgot-password/", "known@stark.example"),
+        ("/api/auth/forgot-password/", "unknown@stark.example"),
+    ] {
+        let started = std::time::Instant::now();
+        let r = app.post(path, json!({ "email": email })).await;
+        assert_eq!(r.status, 202, "{path} {email}");
+        assert!(started.elapsed() >= floor, "{path} {email} answered in {:?}", started.elapsed());
+    }
 }

@@ -49,20 +49,35 @@ async fn issue_code(ctx: &AppContext, user: &User, purpose: OtpPurpose) -> Resul
 /// Sends a new verification code to an unverified account; silently nothing otherwise.
 pub async fn resend_verification(ctx: &AppContext, email: &Email) -> Result<(), SendError> {
     admit_send(ctx, OtpPurpose::Verification, email).await?;
-    match ctx.stores.users.user_by_email(email).await? {
-        Some(user) if !user.email_verified => issue_code(ctx, &user, OtpPurpose::Verification).await?,
-        _ => {}
-    }
+    with_floor(ctx, async {
+        match ctx.stores.users.user_by_email(email).await? {
+            Some(user) if !user.email_verified => issue_code(ctx, &user, OtpPurpose::Verification).await,
+            _ => Ok(()),
+        }
+    })
+    .await?;
     Ok(())
 }
 
 /// Sends a password-reset code when the account exists; silently nothing otherwise.
 pub async fn forgot_password(ctx: &AppContext, email: &Email) -> Result<(), SendError> {
     admit_send(ctx, OtpPurpose::PasswordReset, email).await?;
-    if let Some(user) = ctx.stores.users.user_by_email(email).await? {
-        issue_code(ctx, &user, OtpPurpose::PasswordReset).await?;
-    }
+    with_floor(ctx, async {
+        match ctx.stores.users.user_by_email(email).await? {
+            Some(user) => issue_code(ctx, &user, OtpPurpose::PasswordReset).await,
+            None => Ok(()),
+        }
+    })
+    .await?;
     Ok(())
+}
+
+/// Runs `work` and returns no sooner than `ctx.enumeration_floor` after it started.
+async fn with_floor<T>(ctx: &AppContext, work: impl std::future::Future<Output = T>) -> T {
+    let done_at = tokio::time::Instant::now() + ctx.enumeration_floor;
+    let out = work.await;
+    tokio::time::sleep_until(done_at).await;
+    out
 }
 
 /// Checks `code` against the pending one. A try is charged before the comparison, so no
