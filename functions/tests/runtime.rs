@@ -1,0 +1,279 @@
+//! The deployable units themselves: each Lambda binary runs against a local Lambda Runtime
+//! API (the protocol Lambda speaks to a `provided.al2023` bootstrap), with DynamoDB and SQS on
+//! the moto_server that ./scripts/test starts. Events are the samples in `events/` with their
+//! bodies and headers swapped in, so this also proves the samples are what the functions take.
+
+#[path = "../../shared/tests/support/aws.rs"]
+mod aws;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Mutex};
+
+/// What a function reported for one event, or at init.
+#[derive(Debug)]
+enum Outcome {
+    Response(Value),
+    Error(String),
+    InitError(String),
+}
+
+/// A minimal Lambda Runtime API for one function process.
+struct RuntimeApi {
+    addr: SocketAddr,
+    events: mpsc::UnboundedSender<String>,
+    outcomes: Mutex<mpsc::UnboundedReceiver<Outcome>>,
+}
+
+async fn serve_runtime(
+    req: Request<Incoming>,
+    events: Arc<Mutex<mpsc::UnboundedReceiver<String>>>,
+    outcomes: mpsc::UnboundedSender<Outcome>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let path = req.uri().path().to_string();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    if path.ends_with("/invocation/next") {
+        let Some(event) = events.lock().await.recv().await else {
+            return Ok(Response::builder().status(500).body(Full::new(Bytes::new())).unwrap());
+        };
+        let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 20_000;
+        return Ok(Response::builder()
+            .header("Lambda-Runtime-Aws-Request-Id", uuid::Uuid::new_v4().to_string())
+            .header("Lambda-Runtime-Deadline-Ms", deadline.to_string())
+            .header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:test")
+            .header("Lambda-Runtime-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793")
+            .header("Content-Type", "application/json")
+            .body(Full::new(Bytes::from(event)))
+            .unwrap());
+    }
+    let outcome = if path.ends_with("/init/error") {
+        Outcome::InitError(text)
+    } else if path.ends_with("/error") {
+        Outcome::Error(text)
+    } else {
+        Outcome::Response(serde_json::from_str(&text).unwrap_or(Value::Null))
+    };
+    let _ = outcomes.send(outcome);
+    Ok(Response::builder().status(202).body(Full::new(Bytes::new())).unwrap())
+}
+
+impl RuntimeApi {
+    async fn start() -> RuntimeApi {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (events_tx, events_rx) = mpsc::unbounded_channel::<String>();
+        let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel::<Outcome>();
+        let events_rx = Arc::new(Mutex::new(events_rx));
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (events, outcomes) = (events_rx.clone(), outcomes_tx.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| serve_runtime(req, events.clone(), outcomes.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        RuntimeApi { addr, events: events_tx, outcomes: Mutex::new(outcomes_rx) }
+    }
+
+    async fn next_outcome(&self) -> Outcome {
+        tokio::time::timeout(Duration::from_secs(30), self.outcomes.lock().await.recv())
+            .await
+            .expect("the function did not answer within 30 s")
+            .expect("runtime API closed")
+    }
+}
+
+/// One running function process with its own Runtime API.
+struct Function {
+    child: tokio::process::Child,
+    runtime: RuntimeApi,
+    name: &'static str,
+    /// Everything the process wrote to stdout and stderr (its CloudWatch log on Lambda).
+    log: Arc<Mutex<String>>,
+    /// The readers of those pipes; they end when the process does.
+    drains: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn drain(pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static, log: Arc<Mutex<String>>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut log = log.lock().await;
+            log.push_str(&line);
+            log.push('\n');
+        }
+    })
+}
+
+impl Function {
+    async fn start(name: &'static str, env: &HashMap<&str, String>) -> Function {
+        let runtime = RuntimeApi::start().await;
+        let exe = match name {
+            "signup" => env!("CARGO_BIN_EXE_signup"),
+            "verify-otp" => env!("CARGO_BIN_EXE_verify-otp"),
+            "login" => env!("CARGO_BIN_EXE_login"),
+            "resend-otp" => env!("CARGO_BIN_EXE_resend-otp"),
+            "session" => env!("CARGO_BIN_EXE_session"),
+            "me" => env!("CARGO_BIN_EXE_me"),
+            "password" => env!("CARGO_BIN_EXE_password"),
+            "health" => env!("CARGO_BIN_EXE_health"),
+            other => panic!("no binary {other}"),
+        };
+        let child = tokio::process::Command::new(exe)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("AWS_LAMBDA_RUNTIME_API", runtime.addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut child = child;
+        let drains = vec![drain(child.stdout.take().unwrap(), log.clone()), drain(child.stderr.take().unwrap(), log.clone())];
+        Function { child, runtime, name, log, drains }
+    }
+
+    /// Sends this function's sample event with `method`, `path`, `body` and extra headers
+    /// swapped in; returns (status, headers, parsed body).
+    async fn invoke(&self, method: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> (u16, Value, Value) {
+        let sample = std::fs::read_to_string(format!("{}/../events/{}.json", env!("CARGO_MANIFEST_DIR"), self.name)).unwrap();
+        let mut event: Value = serde_json::from_str(&sample).unwrap();
+        event["rawPath"] = json!(path);
+        event["requestContext"]["http"]["path"] = json!(path);
+        event["requestContext"]["http"]["method"] = json!(method);
+        event["body"] = body.map_or(Value::Null, |b| json!(b));
+        for (k, v) in headers {
+            event["headers"][*k] = json!(v);
+        }
+        self.runtime.events.send(event.to_string()).unwrap();
+        match self.runtime.next_outcome().await {
+            Outcome::Response(r) => {
+                let status = r["statusCode"].as_u64().unwrap() as u16;
+                let body = r["body"].as_str().filter(|b| !b.is_empty()).map_or(Value::Null, |b| serde_json::from_str(b).unwrap());
+                (status, r["headers"].clone(), body)
+            }
+            Outcome::Error(e) => panic!("{}: the invocation failed: {e}", self.name),
+            Outcome::InitError(e) => panic!("{}: init failed: {e}", self.name),
+        }
+    }
+}
+
+async fn environment() -> (HashMap<&'static str, String>, aws_sdk_sqs::Client, String) {
+    let (_, table) = aws::dynamo_table().await;
+    let (sqs, queue_url) = aws::sqs_queue().await;
+    let signer = stark::security::jwt::TokenSigner::generate();
+    let mut pepper = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut pepper);
+    let env = HashMap::from([
+        ("AWS_ENDPOINT_URL", aws::moto_url()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("TABLE_NAME", table),
+        ("EMAIL_QUEUE_URL", queue_url.clone()),
+        ("JWT_PRIVATE_KEY", signer.to_pkcs8_pem().unwrap()),
+        ("JWT_PUBLIC_KEY", signer.public_key_pem().unwrap()),
+        ("OTP_PEPPER", hex::encode(pepper)),
+    ]);
+    (env, sqs, queue_url)
+}
+
+/// Only the variables the template gives `name`.
+fn env_for(all: &HashMap<&'static str, String>, keep: &[&str]) -> HashMap<&'static str, String> {
+    let base = ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TABLE_NAME"];
+    all.iter().filter(|(k, _)| base.contains(k) || keep.contains(k)).map(|(k, v)| (*k, v.clone())).collect()
+}
+
+#[tokio::test]
+async fn the_lambdas_serve_the_auth_flow() {
+    let (all, sqs, queue_url) = environment().await;
+    let health = Function::start("health", &env_for(&all, &["EMAIL_QUEUE_URL"])).await;
+    let signup = Function::start("signup", &env_for(&all, &["EMAIL_QUEUE_URL", "OTP_PEPPER"])).await;
+    let verify = Function::start("verify-otp", &env_for(&all, &["OTP_PEPPER"])).await;
+    let login = Function::start("login", &env_for(&all, &["JWT_PRIVATE_KEY"])).await;
+    let me = Function::start("me", &env_for(&all, &["JWT_PUBLIC_KEY"])).await;
+
+    let (status, headers, body) = health.invoke("GET", "/api/health/", None, &[]).await;
+    assert_eq!((status, &body["status"]), (200, &json!("ok")), "{body}");
+    assert_eq!(headers["content-language"], "en");
+    assert_eq!(headers["vary"], "Accept-Language");
+
+    let signup_body = r#"{"email":"Tony@Stark.example","password":"I-am-Iron-Man","username":"tony"}"#;
+    let (status, _, body) = signup.invoke("POST", "/api/auth/signup/", Some(signup_body), &[]).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["user"]["email"], "tony@stark.example");
+    // The same function, warm, without the trailing slash: the email is taken now.
+    let (status, _, body) = signup.invoke("POST", "/api/auth/signup", Some(signup_body), &[]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("email_taken")));
+
+    let msgs = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+    assert_eq!(msgs.messages().len(), 1, "one email job for one signup");
+    let job: Value = serde_json::from_str(msgs.messages()[0].body().unwrap()).unwrap();
+    let code = job["vars"]["code"].as_str().unwrap();
+
+    let (status, _, body) = verify
+        .invoke("POST", "/api/auth/verify-otp/", Some(&json!({ "email": "tony@stark.example", "otp": code }).to_string()), &[])
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, _, session) = login
+        .invoke("POST", "/api/auth/login/", Some(r#"{"email":"tony@stark.example","password":"I-am-Iron-Man"}"#), &[])
+        .await;
+    assert_eq!(status, 200, "{session}");
+    let bearer = format!("Bearer {}", session["access_token"].as_str().unwrap());
+
+    let (status, _, body) = me.invoke("GET", "/api/auth/me/", None, &[("authorization", &bearer)]).await;
+    assert_eq!((status, &body["user"]["email"]), (200, &json!("tony@stark.example")), "{body}");
+    // The sample event's token is well-formed but unsigned.
+    let (status, _, body) = me.invoke("GET", "/api/auth/me/", None, &[]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+
+    // Bad input through the Lambda path: never a 5xx.
+    let (status, _, body) = signup.invoke("POST", "/api/auth/signup/", Some("{"), &[]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("malformed_json")));
+    let big = format!("{{\"email\":\"{}\"}}", "a".repeat(70 * 1024));
+    let (status, _, body) = signup.invoke("POST", "/api/auth/signup/", Some(&big), &[]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("payload_too_large")));
+    // A route of another function is not served here.
+    let (status, _, _) = signup.invoke("POST", "/api/auth/login/", Some("{}"), &[]).await;
+    assert_eq!(status, 404);
+    drop((health, signup, verify, login, me));
+}
+
+#[tokio::test]
+async fn a_function_without_its_secret_fails_at_init() {
+    let (all, _, _) = environment().await;
+    // login signs tokens: without JWT_PRIVATE_KEY it must refuse to start (Lambda reports a
+    // failed init and retries a fresh environment), not answer 500 to every request later.
+    let mut login = Function::start("login", &env_for(&all, &["JWT_PUBLIC_KEY"])).await;
+    let status = tokio::time::timeout(Duration::from_secs(20), login.child.wait()).await.unwrap().unwrap();
+    assert!(!status.success());
+    for d in login.drains.drain(..) {
+        d.await.unwrap();
+    }
+    let log = login.log.lock().await.clone();
+    assert!(log.contains("JWT_PRIVATE_KEY is not set"), "log was: {log}");
+    assert!(!log.contains("BEGIN"), "no key material in the log");
+}
