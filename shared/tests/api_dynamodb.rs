@@ -3,6 +3,8 @@
 
 #[path = "support/aws.rs"]
 mod aws;
+#[path = "support/iam.rs"]
+mod iam;
 #[path = "api/helpers.rs"]
 mod helpers;
 

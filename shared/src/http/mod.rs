@@ -12,6 +12,12 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 pub use error::ApiError;
+
+tokio::task_local! {
+    /// The endpoint the current task is serving. Lets instrumentation (the tests' IAM check,
+    /// log fields) tie a store call to the Lambda whose permissions it runs under.
+    pub static SERVING: Endpoint;
+}
 pub use router::Endpoint;
 
 use crate::app::AppContext;
@@ -67,7 +73,7 @@ impl ApiResponse {
 pub async fn handle(ctx: &AppContext, served: &[Endpoint], req: ApiRequest) -> ApiResponse {
     let started = std::time::Instant::now();
     let mut resp = match router::route(&req.method, &req.path, served) {
-        Ok((endpoint, params)) => handlers::dispatch(ctx, endpoint, &params, &req).await,
+        Ok((endpoint, params)) => SERVING.scope(endpoint, handlers::dispatch(ctx, endpoint, &params, &req)).await,
         Err(e) => Err(e),
     }
     .unwrap_or_else(ApiError::into_response);

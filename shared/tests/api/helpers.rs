@@ -28,7 +28,7 @@ pub enum Backend {
 pub struct Storage {
     pub data_dir: PathBuf,
     _keep: Option<Arc<tempfile::TempDir>>,
-    table: Option<(aws_sdk_dynamodb::Client, String)>,
+    table: Option<(aws_sdk_dynamodb::Client, String, crate::iam::IamCheck)>,
 }
 
 impl Storage {
@@ -36,15 +36,26 @@ impl Storage {
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let table = match crate::BACKEND {
             Backend::Sqlite => None,
-            Backend::Dynamodb => Some(crate::aws::dynamo_table().await),
+            Backend::Dynamodb => {
+                let (_, table) = crate::aws::dynamo_table().await;
+                // Every request the server makes is checked against template.yaml's IAM.
+                let iam = crate::iam::IamCheck::new();
+                let conf = aws_sdk_dynamodb::config::Builder::from(&crate::aws::sdk_config().await).interceptor(iam.clone()).build();
+                Some((aws_sdk_dynamodb::Client::from_conf(conf), table, iam))
+            }
         };
         Storage { data_dir: dir.path().to_path_buf(), _keep: Some(dir), table }
+    }
+
+    /// What the IAM check refused so far (DynamoDB only).
+    pub fn iam_violations(&self) -> Vec<String> {
+        self.table.as_ref().map(|(_, _, iam)| iam.violations.lock().unwrap().clone()).unwrap_or_default()
     }
 
     fn stores(&self) -> anyhow::Result<Stores> {
         Ok(match &self.table {
             None => Stores::from_adapter(Arc::new(SqliteStore::open(&self.data_dir.join("stark.db"))?)),
-            Some((client, table)) => Stores::from_adapter(Arc::new(DynamoStore::new(client.clone(), table.clone()))),
+            Some((client, table, _)) => Stores::from_adapter(Arc::new(DynamoStore::new(client.clone(), table.clone()))),
         })
     }
 }
@@ -116,6 +127,17 @@ pub async fn spawn_app_with(storage: Storage, cost: HashCost, enumeration_floor:
         storage: Some(storage),
         stop: Some(stop),
         server: Some(server),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(storage) = &self.storage {
+            let refused = storage.iam_violations();
+            if !refused.is_empty() && !std::thread::panicking() {
+                panic!("store calls that template.yaml's IAM would refuse on AWS:\n{}", refused.join("\n"));
+            }
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 
 #[path = "../support/aws.rs"]
 mod aws;
+#[path = "../support/iam.rs"]
+mod iam;
 mod helpers;
 
 mod conventions;
