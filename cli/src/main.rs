@@ -29,6 +29,9 @@ struct Cli {
     /// The SQS queue URL (with --queue sqs).
     #[arg(long, global = true, env = "STARK_EMAIL_QUEUE_URL")]
     queue_url: Option<String>,
+    /// The From address of every email.
+    #[arg(long, global = true, env = "STARK_MAIL_FROM", default_value = "Stark Industries <no-reply@stark.example>")]
+    mail_from: String,
     /// Password hashing cost: the contract's argon2id parameters, or cheap ones for load tests.
     #[arg(long, global = true, env = "STARK_ARGON2", value_enum, default_value_t = Argon::Production)]
     argon2: Argon,
@@ -113,6 +116,7 @@ impl Cli {
                 Argon::Production => HashCost::PRODUCTION,
                 Argon::Test => HashCost::TEST,
             },
+            mail_from: self.mail_from.clone(),
             ..LocalConfig::embedded(self.data_dir.clone())
         }
     }
@@ -139,15 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command: KeysCommand::Generate } => {
-            let signer = stark::security::jwt::TokenSigner::generate();
-            let mut pepper = [0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut pepper);
-            let secret = serde_json::json!({
-                "jwt_private_key_pem": signer.to_pkcs8_pem()?,
-                "jwt_public_key_pem": signer.public_key_pem()?,
-                "otp_pepper": hex::encode(pepper),
-            });
-            println!("{secret}");
+            println!("{}", stark::security::secrets::new_deployment_secret()?);
             Ok(())
         }
         Command::Admin { command: AdminCommand::CreateTable } => {

@@ -131,5 +131,6 @@ fn keys_generate_prints_a_usable_secret() {
     let verifier = stark::security::jwt::TokenVerifier::from_public_key_pem(secret["jwt_public_key_pem"].as_str().unwrap()).unwrap();
     let (token, _) = signer.issue("u1", stark::domain::Role::User, chrono::Utc::now());
     assert!(verifier.verify(&token, chrono::Utc::now()).is_ok());
-    assert_eq!(hex::decode(secret["otp_pepper"].as_str().unwrap()).unwrap().len(), 32);
+    let pepper = secret["otp_pepper"].as_str().unwrap();
+    assert!(pepper.len() == 64 && pepper.bytes().all(|b| b.is_ascii_hexdigit()), "{pepper}");
 }

@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::{json, Value};
+use stark::http::router::{lambdas, Needs};
 use tokio::sync::{mpsc, Mutex};
 
 /// What a function reported for one event, or at init.
@@ -183,9 +184,8 @@ impl Function {
 async fn environment() -> (HashMap<&'static str, String>, aws_sdk_sqs::Client, String) {
     let (_, table) = aws::dynamo_table().await;
     let (sqs, queue_url) = aws::sqs_queue().await;
-    let signer = stark::security::jwt::TokenSigner::generate();
-    let mut pepper = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut pepper);
+    let secret = stark::security::secrets::new_deployment_secret().unwrap();
+    let text = |k: &str| secret[k].as_str().unwrap().to_string();
     let env = HashMap::from([
         ("AWS_ENDPOINT_URL", aws::moto_url()),
         ("AWS_REGION", "us-east-1".to_string()),
@@ -193,27 +193,42 @@ async fn environment() -> (HashMap<&'static str, String>, aws_sdk_sqs::Client, S
         ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
         ("TABLE_NAME", table),
         ("EMAIL_QUEUE_URL", queue_url.clone()),
-        ("JWT_PRIVATE_KEY", signer.to_pkcs8_pem().unwrap()),
-        ("JWT_PUBLIC_KEY", signer.public_key_pem().unwrap()),
-        ("OTP_PEPPER", hex::encode(pepper)),
+        ("JWT_PRIVATE_KEY", text("jwt_private_key_pem")),
+        ("JWT_PUBLIC_KEY", text("jwt_public_key_pem")),
+        ("OTP_PEPPER", text("otp_pepper")),
     ]);
     (env, sqs, queue_url)
 }
 
-/// Only the variables the template gives `name`.
-fn env_for(all: &HashMap<&'static str, String>, keep: &[&str]) -> HashMap<&'static str, String> {
-    let base = ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TABLE_NAME"];
-    all.iter().filter(|(k, _)| base.contains(k) || keep.contains(k)).map(|(k, v)| (*k, v.clone())).collect()
+/// What a function needs by its endpoints (`Needs`, the same table that start-up checks
+/// and that a test holds template.yaml to), plus `extra`.
+fn env_for(all: &HashMap<&'static str, String>, name: &str, extra: &[&str]) -> HashMap<&'static str, String> {
+    let served = lambdas::ALL.iter().find(|(n, _)| *n == name).unwrap().1;
+    let needs = Needs::of(served);
+    let mut keep = vec!["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TABLE_NAME"];
+    keep.extend(extra);
+    for (needed, var) in [
+        (needs.signing_key, "JWT_PRIVATE_KEY"),
+        (needs.verifying_key, "JWT_PUBLIC_KEY"),
+        (needs.otp_pepper, "OTP_PEPPER"),
+        (needs.email_queue, "EMAIL_QUEUE_URL"),
+    ] {
+        if needed {
+            keep.push(var);
+        }
+    }
+    all.iter().filter(|(k, _)| keep.contains(k)).map(|(k, v)| (*k, v.clone())).collect()
 }
 
 #[tokio::test]
 async fn the_lambdas_serve_the_auth_flow() {
     let (all, sqs, queue_url) = environment().await;
-    let health = Function::start("health", &env_for(&all, &["EMAIL_QUEUE_URL"])).await;
-    let signup = Function::start("signup", &env_for(&all, &["EMAIL_QUEUE_URL", "OTP_PEPPER"])).await;
-    let verify = Function::start("verify-otp", &env_for(&all, &["OTP_PEPPER"])).await;
-    let login = Function::start("login", &env_for(&all, &["JWT_PRIVATE_KEY"])).await;
-    let me = Function::start("me", &env_for(&all, &["JWT_PUBLIC_KEY"])).await;
+    // health pings the queue, so the template gives it the URL though it sends nothing.
+    let health = Function::start("health", &env_for(&all, "health", &["EMAIL_QUEUE_URL"])).await;
+    let signup = Function::start("signup", &env_for(&all, "signup", &[])).await;
+    let verify = Function::start("verify-otp", &env_for(&all, "verify-otp", &[])).await;
+    let login = Function::start("login", &env_for(&all, "login", &[])).await;
+    let me = Function::start("me", &env_for(&all, "me", &[])).await;
 
     let (status, headers, body) = health.invoke("GET", "/api/health/", None, &[]).await;
     assert_eq!((status, &body["status"]), (200, &json!("ok")), "{body}");
@@ -267,7 +282,9 @@ async fn a_function_without_its_secret_fails_at_init() {
     let (all, _, _) = environment().await;
     // login signs tokens: without JWT_PRIVATE_KEY it must refuse to start (Lambda reports a
     // failed init and retries a fresh environment), not answer 500 to every request later.
-    let mut login = Function::start("login", &env_for(&all, &["JWT_PUBLIC_KEY"])).await;
+    let mut env = env_for(&all, "login", &["JWT_PUBLIC_KEY"]);
+    env.remove("JWT_PRIVATE_KEY");
+    let mut login = Function::start("login", &env).await;
     let status = tokio::time::timeout(Duration::from_secs(20), login.child.wait()).await.unwrap().unwrap();
     assert!(!status.success());
     for d in login.drains.drain(..) {

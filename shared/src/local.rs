@@ -20,9 +20,11 @@ async fn to_api(req: hyper::Request<Incoming>) -> Result<ApiRequest, ApiResponse
     // Stop reading past the limit instead of buffering whatever a client sends.
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => {
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(ApiError::client(::http::StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").into_response());
         }
+        // The client broke off or sent a malformed body: nothing to parse.
+        Err(_) => return Err(ApiError::client(::http::StatusCode::BAD_REQUEST, "malformed_json").into_response()),
     };
     Ok(ApiRequest { method: parts.method, path: parts.uri.path().to_string(), headers: parts.headers, body })
 }

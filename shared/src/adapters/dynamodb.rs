@@ -184,10 +184,6 @@ impl DynamoStore {
         DynamoStore { client, table: table.into() }
     }
 
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
     fn put(&self, item: Item, condition: Option<&str>) -> anyhow::Result<TransactWriteItem> {
         let mut p = Put::builder().table_name(&self.table).set_item(Some(item));
         if let Some(c) = condition {

@@ -52,10 +52,6 @@ impl EmlOutbox {
         Ok(EmlOutbox { dir: dir.to_path_buf(), from: from.into() })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Writes the job's email; the file name starts with the job id, so a job delivered
     /// twice overwrites its own file instead of sending twice.
     pub fn deliver(&self, job: &EmailJob, now: DateTime<Utc>) -> anyhow::Result<PathBuf> {

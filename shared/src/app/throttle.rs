@@ -29,7 +29,7 @@ where
         let current = store.load(key, now).await?;
         let (state, version) = match current {
             None => (S::default(), None),
-            Some(v) => (serde_json::from_str(&v.value).unwrap_or_default(), Some(v.version)),
+            Some(v) => (decode(key, &v.value)?, Some(v.version)),
         };
         let next = match step(state) {
             Ok(next) => next,
@@ -44,9 +44,17 @@ where
 
 /// Reads the state without writing.
 pub async fn peek<S: DeserializeOwned + Default>(store: &dyn ThrottleStore, key: &str, now: DateTime<Utc>) -> Result<S, InfraError> {
-    Ok(store
-        .load(key, now)
-        .await?
-        .and_then(|v| serde_json::from_str(&v.value).ok())
-        .unwrap_or_default())
+    match store.load(key, now).await? {
+        None => Ok(S::default()),
+        Some(v) => decode(key, &v.value),
+    }
+}
+
+/// An expired entry reads as empty and starts over; anything else must parse. A limiter that
+/// silently reset on bad data would fail open.
+fn decode<S: DeserializeOwned + Default>(key: &str, value: &str) -> Result<S, InfraError> {
+    if value.is_empty() {
+        return Ok(S::default());
+    }
+    serde_json::from_str(value).map_err(|e| anyhow::anyhow!("throttle state under {key} is unreadable: {e}"))
 }

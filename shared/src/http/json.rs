@@ -7,13 +7,12 @@ use std::collections::BTreeMap;
 use super::ApiError;
 use http::StatusCode;
 
+/// The largest body any endpoint accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Parses the body as a JSON object; an empty body is `{}`.
+/// Parses the body as a JSON object; an empty body is `{}`. (The size limit is enforced
+/// once for every request, in `http::handle`.)
 pub fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::client(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
-    }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -24,20 +23,19 @@ pub fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
 }
 
 /// Collects field problems while fields are read.
-#[derive(Default)]
 pub struct Fields<'a> {
-    body: Option<&'a Map<String, Value>>,
+    body: &'a Map<String, Value>,
     problems: BTreeMap<String, &'static str>,
 }
 
 impl<'a> Fields<'a> {
     pub fn new(body: &'a Map<String, Value>) -> Self {
-        Fields { body: Some(body), problems: BTreeMap::new() }
+        Fields { body, problems: BTreeMap::new() }
     }
 
     /// A required string field, parsed with `parse`; `problem` names what is wrong.
     pub fn required<T, E>(&mut self, name: &str, parse: impl FnOnce(&str) -> Result<T, E>, problem: impl FnOnce(E) -> &'static str) -> Option<T> {
-        match self.body.and_then(|b| b.get(name)) {
+        match self.body.get(name) {
             None | Some(Value::Null) => {
                 self.problems.insert(name.to_string(), "field.required");
                 None

@@ -72,7 +72,13 @@ impl ApiResponse {
 /// Routes and runs one request. Never fails: every error becomes its envelope here.
 pub async fn handle(ctx: &AppContext, served: &[Endpoint], req: ApiRequest) -> ApiResponse {
     let started = std::time::Instant::now();
-    let mut resp = match router::route(&req.method, &req.path, served) {
+    // The body limit holds for every request, whatever the transport let through.
+    let routed = if req.body.len() > json::MAX_BODY_BYTES {
+        Err(ApiError::client(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"))
+    } else {
+        router::route(&req.method, &req.path, served)
+    };
+    let mut resp = match routed {
         Ok((endpoint, params)) => SERVING.scope(endpoint, handlers::dispatch(ctx, endpoint, &params, &req)).await,
         Err(e) => Err(e),
     }

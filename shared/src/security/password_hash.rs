@@ -79,10 +79,6 @@ impl PasswordHasherService {
         Ok(self.dummy.get_or_init(|| fresh).clone())
     }
 
-    pub fn cost(&self) -> HashCost {
-        self.cost
-    }
-
     /// Hashes on the blocking pool: argon2id at production cost takes tens of milliseconds.
     pub async fn hash(&self, password: &Password) -> anyhow::Result<PasswordHash> {
         let _permit = self.permits.acquire().await?;

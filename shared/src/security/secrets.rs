@@ -81,6 +81,24 @@ fn read_or_create(path: &Path, create: impl FnOnce() -> anyhow::Result<String>) 
     }
 }
 
+/// 32 random bytes, hex: a fresh OTP pepper.
+pub fn new_pepper_hex() -> String {
+    let mut b = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    hex::encode(b)
+}
+
+/// A fresh deployment secret for Secrets Manager, with the keys `template.yaml` resolves:
+/// `jwt_private_key_pem`, `jwt_public_key_pem` and `otp_pepper`.
+pub fn new_deployment_secret() -> anyhow::Result<serde_json::Value> {
+    let signer = TokenSigner::generate();
+    Ok(serde_json::json!({
+        "jwt_private_key_pem": signer.to_pkcs8_pem()?,
+        "jwt_public_key_pem": signer.public_key_pem()?,
+        "otp_pepper": new_pepper_hex(),
+    }))
+}
+
 impl Secrets {
     /// `<data-dir>/jwt-ed25519.pem` (PKCS#8) and `<data-dir>/otp-pepper` (hex), created once.
     pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Self> {
@@ -88,11 +106,7 @@ impl Secrets {
             .map_err(|e| anyhow::anyhow!("cannot create data dir {}: {e}", data_dir.display()))?;
         let pem = read_or_create(&data_dir.join("jwt-ed25519.pem"), || TokenSigner::generate().to_pkcs8_pem())?;
         let signer = TokenSigner::from_pkcs8_pem(&pem)?;
-        let pepper = read_or_create(&data_dir.join("otp-pepper"), || {
-            let mut b = [0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-            Ok(hex::encode(b))
-        })?;
+        let pepper = read_or_create(&data_dir.join("otp-pepper"), || Ok(new_pepper_hex()))?;
         Ok(Secrets {
             keys: TokenKeys { verifier: Some(signer.verifier()), signer: Some(signer) },
             otp_pepper: Some(OtpPepper::from_hex(&pepper)?),
