@@ -89,9 +89,19 @@ async fn flow(client: &reqwest::Client, s: &Server, codes: &Mutex<Codes>, email:
         .unwrap();
     assert_eq!(r.status(), 201);
     let code = code_for(codes, &s.outbox, email).await;
-    let r = client.post(format!("{}/api/auth/verify-otp/", s.base)).json(&json!({ "email": email, "otp": code })).send().await.unwrap();
+    let r = client
+        .post(format!("{}/api/auth/verify-otp/", s.base))
+        .json(&json!({ "email": email, "otp": code }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = client.post(format!("{}/api/auth/login/", s.base)).json(&json!({ "email": email, "password": PASSWORD })).send().await.unwrap();
+    let r = client
+        .post(format!("{}/api/auth/login/", s.base))
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 

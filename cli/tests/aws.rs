@@ -55,7 +55,19 @@ fn serve(table: &str, queue_url: &str) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = stark()
-        .args(["serve", "--argon2", "test", "--store", "dynamodb", "--table", table, "--queue", "sqs", "--queue-url", queue_url])
+        .args([
+            "serve",
+            "--argon2",
+            "test",
+            "--store",
+            "dynamodb",
+            "--table",
+            table,
+            "--queue",
+            "sqs",
+            "--queue-url",
+            queue_url,
+        ])
         .args(["--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir.path())
         .stderr(Stdio::piped())
@@ -90,32 +102,50 @@ async fn serve_on_dynamodb_and_sqs() {
     let health: Value = reqwest::get(format!("{}/api/health/", s.base)).await.unwrap().json().await.unwrap();
     assert_eq!(health, json!({ "status": "ok", "dependencies": { "store": "ok", "email_queue": "ok" } }));
 
-    let (status, body) = post(&s.base, "/api/auth/signup/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony" })).await;
+    let (status, body) = post(
+        &s.base,
+        "/api/auth/signup/",
+        json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony" }),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
-    let (status, _) = post(&s.base, "/api/auth/signup/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony2" })).await;
+    let (status, _) = post(
+        &s.base,
+        "/api/auth/signup/",
+        json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony2" }),
+    )
+    .await;
     assert_eq!(status, 409);
 
     // The email job is on the queue, whole.
-    let msgs = sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+    let msgs =
+        sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
     let jobs: Vec<Value> = msgs.messages().iter().map(|m| serde_json::from_str(m.body().unwrap()).unwrap()).collect();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0]["template"], "otp_verification");
     assert_eq!(jobs[0]["to"], "tony@stark.example");
     let code = jobs[0]["vars"]["code"].as_str().unwrap().to_string();
 
-    let (status, body) = post(&s.base, "/api/auth/verify-otp/", json!({ "email": "tony@stark.example", "otp": code })).await;
+    let (status, body) =
+        post(&s.base, "/api/auth/verify-otp/", json!({ "email": "tony@stark.example", "otp": code })).await;
     assert_eq!(status, 200, "{body}");
-    let (status, login) = post(&s.base, "/api/auth/login/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man" })).await;
+    let (status, login) =
+        post(&s.base, "/api/auth/login/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man" })).await;
     assert_eq!(status, 200, "{login}");
-    let (status, refreshed) = post(&s.base, "/api/auth/refresh/", json!({ "refresh_token": login["refresh_token"] })).await;
+    let (status, refreshed) =
+        post(&s.base, "/api/auth/refresh/", json!({ "refresh_token": login["refresh_token"] })).await;
     assert_eq!(status, 200, "{refreshed}");
     let (status, _) = post(&s.base, "/api/auth/refresh/", json!({ "refresh_token": login["refresh_token"] })).await;
     assert_eq!(status, 401, "reuse of a rotated token");
 
     // grant-role works on DynamoDB too.
-    let out = stark().args(["admin", "grant-role", "tony@stark.example", "admin", "--store", "dynamodb", "--table", &table]).output().unwrap();
+    let out = stark()
+        .args(["admin", "grant-role", "tony@stark.example", "admin", "--store", "dynamodb", "--table", &table])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (_, login) = post(&s.base, "/api/auth/login/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man" })).await;
+    let (_, login) =
+        post(&s.base, "/api/auth/login/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man" })).await;
     assert_eq!(login["user"]["role"], "admin");
 }
 
@@ -130,9 +160,19 @@ async fn an_unreachable_queue_does_not_lose_the_signup() {
     assert_eq!(health["dependencies"]["store"], "ok");
     assert_ne!(health["dependencies"]["email_queue"], "ok");
     // The account is committed even though its email could not be queued.
-    let (status, body) = post(&s.base, "/api/auth/signup/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony" })).await;
+    let (status, body) = post(
+        &s.base,
+        "/api/auth/signup/",
+        json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony" }),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) = post(&s.base, "/api/auth/signup/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony" })).await;
+    let (status, body) = post(
+        &s.base,
+        "/api/auth/signup/",
+        json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony" }),
+    )
+    .await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("email_taken")));
 }
 
@@ -143,7 +183,8 @@ async fn a_missing_table_is_a_clean_500_and_a_degraded_health() {
     let s = serve(&unique("no-such-table"), &url);
     let r = reqwest::get(format!("{}/api/health/", s.base)).await.unwrap();
     assert_eq!(r.status(), 503);
-    let (status, body) = post(&s.base, "/api/auth/login/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man" })).await;
+    let (status, body) =
+        post(&s.base, "/api/auth/login/", json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man" })).await;
     assert_eq!(status, 500);
     assert_eq!(body["error"]["code"], "internal_error");
     let text = body.to_string();

@@ -67,7 +67,8 @@ async fn serve_runs_on_embedded_defaults_and_grant_role_reaches_it() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, base) = serve(dir.path());
     let client = reqwest::Client::new();
-    let health: serde_json::Value = client.get(format!("{base}/api/health/")).send().await.unwrap().json().await.unwrap();
+    let health: serde_json::Value =
+        client.get(format!("{base}/api/health/")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
     let r = client
         .post(format!("{base}/api/auth/signup/"))
@@ -80,7 +81,11 @@ async fn serve_runs_on_embedded_defaults_and_grant_role_reaches_it() {
     assert!(dir.path().join("jwt-ed25519.pem").exists());
 
     // The ops command works on the same SQLite file while the server runs.
-    let out = stark().args(["admin", "grant-role", "TONY@stark.example", "provider", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let out = stark()
+        .args(["admin", "grant-role", "TONY@stark.example", "provider", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "tony@stark.example is now provider");
 
@@ -127,8 +132,11 @@ fn keys_generate_prints_a_usable_secret() {
     let out = stark().args(["keys", "generate"]).output().unwrap();
     assert!(out.status.success());
     let secret: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let signer = stark::security::jwt::TokenSigner::from_pkcs8_pem(secret["jwt_private_key_pem"].as_str().unwrap()).unwrap();
-    let verifier = stark::security::jwt::TokenVerifier::from_public_key_pem(secret["jwt_public_key_pem"].as_str().unwrap()).unwrap();
+    let signer =
+        stark::security::jwt::TokenSigner::from_pkcs8_pem(secret["jwt_private_key_pem"].as_str().unwrap()).unwrap();
+    let verifier =
+        stark::security::jwt::TokenVerifier::from_public_key_pem(secret["jwt_public_key_pem"].as_str().unwrap())
+            .unwrap();
     let (token, _) = signer.issue("u1", stark::domain::Role::User, chrono::Utc::now());
     assert!(verifier.verify(&token, chrono::Utc::now()).is_ok());
     let pepper = secret["otp_pepper"].as_str().unwrap();

@@ -80,7 +80,8 @@ impl RuntimeApi {
                 let Ok((stream, _)) = listener.accept().await else { return };
                 let (events, outcomes) = (events_rx.clone(), outcomes_tx.clone());
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| serve_runtime(req, events.clone(), outcomes.clone()));
+                    let svc =
+                        hyper::service::service_fn(move |req| serve_runtime(req, events.clone(), outcomes.clone()));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                         .await;
@@ -109,7 +110,10 @@ struct Function {
     drains: Vec<tokio::task::JoinHandle<()>>,
 }
 
-fn drain(pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static, log: Arc<Mutex<String>>) -> tokio::task::JoinHandle<()> {
+fn drain(
+    pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    log: Arc<Mutex<String>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         use tokio::io::AsyncBufReadExt;
         let mut lines = tokio::io::BufReader::new(pipe).lines();
@@ -152,14 +156,22 @@ impl Function {
             .unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let mut child = child;
-        let drains = vec![drain(child.stdout.take().unwrap(), log.clone()), drain(child.stderr.take().unwrap(), log.clone())];
+        let drains =
+            vec![drain(child.stdout.take().unwrap(), log.clone()), drain(child.stderr.take().unwrap(), log.clone())];
         Function { child, runtime, name, log, drains }
     }
 
     /// Sends this function's sample event with `method`, `path`, `body` and extra headers
     /// swapped in; returns (status, headers, parsed body).
-    async fn invoke(&self, method: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> (u16, Value, Value) {
-        let sample = std::fs::read_to_string(format!("{}/../events/{}.json", env!("CARGO_MANIFEST_DIR"), self.name)).unwrap();
+    async fn invoke(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, Value) {
+        let sample =
+            std::fs::read_to_string(format!("{}/../events/{}.json", env!("CARGO_MANIFEST_DIR"), self.name)).unwrap();
         let mut event: Value = serde_json::from_str(&sample).unwrap();
         event["rawPath"] = json!(path);
         event["requestContext"]["http"]["path"] = json!(path);
@@ -172,7 +184,10 @@ impl Function {
         match self.runtime.next_outcome().await {
             Outcome::Response(r) => {
                 let status = r["statusCode"].as_u64().unwrap() as u16;
-                let body = r["body"].as_str().filter(|b| !b.is_empty()).map_or(Value::Null, |b| serde_json::from_str(b).unwrap());
+                let body = r["body"]
+                    .as_str()
+                    .filter(|b| !b.is_empty())
+                    .map_or(Value::Null, |b| serde_json::from_str(b).unwrap());
                 (status, r["headers"].clone(), body)
             }
             Outcome::Error(e) => panic!("{}: the invocation failed: {e}", self.name),
@@ -243,13 +258,25 @@ async fn the_lambdas_serve_the_auth_flow() {
     let (status, _, body) = signup.invoke("POST", "/api/auth/signup", Some(signup_body), &[]).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("email_taken")));
 
-    let msgs = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+    let msgs = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(msgs.messages().len(), 1, "one email job for one signup");
     let job: Value = serde_json::from_str(msgs.messages()[0].body().unwrap()).unwrap();
     let code = job["vars"]["code"].as_str().unwrap();
 
     let (status, _, body) = verify
-        .invoke("POST", "/api/auth/verify-otp/", Some(&json!({ "email": "tony@stark.example", "otp": code }).to_string()), &[])
+        .invoke(
+            "POST",
+            "/api/auth/verify-otp/",
+            Some(&json!({ "email": "tony@stark.example", "otp": code }).to_string()),
+            &[],
+        )
         .await;
     assert_eq!(status, 200, "{body}");
 

@@ -83,7 +83,10 @@ pub async fn create_dynamo_table(table: &str) -> anyhow::Result<()> {
 
 /// The context for `stark serve` and the ops commands. With the in-process queue, the worker
 /// writing `.eml` files runs on the current runtime; its handle is returned.
-pub async fn local_context(cfg: &LocalConfig, clock: Arc<dyn Clock>) -> anyhow::Result<(AppContext, Option<tokio::task::JoinHandle<()>>)> {
+pub async fn local_context(
+    cfg: &LocalConfig,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(AppContext, Option<tokio::task::JoinHandle<()>>)> {
     let stores = stores_from(cfg.store, &cfg.data_dir, cfg.table.as_deref()).await?;
     local_context_with(cfg, clock, stores).await
 }
@@ -103,7 +106,10 @@ pub async fn local_context_with(
             (Arc::new(q), Some(worker))
         }
         QueueKind::Sqs => {
-            let url = cfg.queue_url.clone().ok_or_else(|| anyhow::anyhow!("the SQS queue needs a URL (STARK_EMAIL_QUEUE_URL)"))?;
+            let url = cfg
+                .queue_url
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("the SQS queue needs a URL (STARK_EMAIL_QUEUE_URL)"))?;
             (Arc::new(SqsEmailQueue::new(aws_sdk_sqs::Client::new(&aws_config().await), url)), None)
         }
     };

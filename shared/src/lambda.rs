@@ -10,9 +10,7 @@ use crate::http::{self, ApiRequest, Endpoint};
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_current_span(false)
         .without_time() // CloudWatch stamps each line.
         .try_init();

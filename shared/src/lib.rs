@@ -1,13 +1,13 @@
 //! The common crate of the Stark platform: domain, use cases, ports, adapters and the HTTP
 //! layer shared by every Lambda and by the local `stark` binary.
 
-pub mod clock;
-pub mod domain;
-pub mod ports;
-pub mod security;
 pub mod adapters;
 pub mod app;
-pub mod http;
+pub mod clock;
 pub mod config;
+pub mod domain;
+pub mod http;
 pub mod lambda;
 pub mod local;
+pub mod ports;
+pub mod security;

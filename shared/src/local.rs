@@ -37,7 +37,11 @@ fn from_api(resp: ApiResponse) -> hyper::Response<Full<Bytes>> {
 }
 
 /// Serves every endpoint on `listener` until `shutdown` completes.
-pub async fn serve(ctx: Arc<AppContext>, listener: TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn serve(
+    ctx: Arc<AppContext>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {

@@ -30,7 +30,12 @@ pub trait UserStore: Send + Sync {
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, InfraError>;
     /// Replaces the hash only if it is still `expected` (a concurrent reset wins). Returns
     /// false when the user is gone or the hash changed meanwhile.
-    async fn set_password_hash(&self, user_id: &str, expected: &PasswordHash, hash: &PasswordHash) -> Result<bool, InfraError>;
+    async fn set_password_hash(
+        &self,
+        user_id: &str,
+        expected: &PasswordHash,
+        hash: &PasswordHash,
+    ) -> Result<bool, InfraError>;
     /// Returns false when there is no such user.
     async fn set_role(&self, user_id: &str, role: Role) -> Result<bool, InfraError>;
 }
@@ -51,14 +56,21 @@ pub trait OtpStore: Send + Sync {
     /// `attempts` by one if it is below `max` and returns the record as charged. None when
     /// there is no code or its tries are used up. Charging first means a burst of parallel
     /// guesses gets at most `max` comparisons.
-    async fn take_attempt(&self, email: &Email, purpose: OtpPurpose, max: u32) -> Result<Option<OtpRecord>, InfraError>;
+    async fn take_attempt(&self, email: &Email, purpose: OtpPurpose, max: u32)
+        -> Result<Option<OtpRecord>, InfraError>;
     /// Deletes the code if it is still `code_mac` (a wrong last try voids it).
     async fn delete_otp(&self, email: &Email, purpose: OtpPurpose, code_mac: &str) -> Result<(), InfraError>;
     /// Atomically deletes the code (only if it is still `code_mac`) and applies the redemption:
     /// marks the email verified, or sets the new password hash, marks the email verified and
     /// bumps the account's token generation, which revokes every refresh token issued before.
     /// Returns false if the code was no longer there.
-    async fn redeem_otp(&self, email: &Email, purpose: OtpPurpose, code_mac: &str, redemption: &OtpRedemption) -> Result<bool, InfraError>;
+    async fn redeem_otp(
+        &self,
+        email: &Email,
+        purpose: OtpPurpose,
+        code_mac: &str,
+        redemption: &OtpRedemption,
+    ) -> Result<bool, InfraError>;
 }
 
 /// A value with the version it was read at, for compare-and-swap.
@@ -75,7 +87,13 @@ pub trait ThrottleStore: Send + Sync {
     async fn load(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Versioned<String>>, InfraError>;
     /// Writes `value` if the stored version is still `expected` (None: absent). Returns
     /// false on a lost race; the caller reloads and retries.
-    async fn store(&self, key: &str, value: &str, expected: Option<u64>, expires_at: DateTime<Utc>) -> Result<bool, InfraError>;
+    async fn store(
+        &self,
+        key: &str,
+        value: &str,
+        expected: Option<u64>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, InfraError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,9 +123,9 @@ pub trait RefreshTokenStore: Send + Sync {
     /// Starts a new family with its first token.
     async fn create_family(&self, first: &RefreshTokenRecord) -> Result<(), InfraError>;
     async fn get_refresh(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>, InfraError>;
-    /// Marks `old_hash` rotated and stores `next` in the same family, atomically. If the old
-    /// token was rotated already, revokes the family.
-    async fn rotate(&self, old_hash: &str, next: &RefreshTokenRecord) -> Result<Rotation, InfraError>;
+    /// Marks `old` (as just read) rotated and stores `next` in its family, atomically. If
+    /// `old` was rotated already, revokes the family.
+    async fn rotate(&self, old: &RefreshTokenRecord, next: &RefreshTokenRecord) -> Result<Rotation, InfraError>;
     /// Revokes a family; an unknown family is left alone.
     async fn revoke_family(&self, family_id: &str) -> Result<(), InfraError>;
 }

@@ -3,10 +3,10 @@
 
 #[path = "support/aws.rs"]
 mod aws;
-#[path = "support/iam.rs"]
-mod iam;
 #[path = "api/helpers.rs"]
 mod helpers;
+#[path = "support/iam.rs"]
+mod iam;
 
 #[path = "api/conventions.rs"]
 mod conventions;

@@ -6,7 +6,8 @@ use stark::http::router::{self, lambdas, ALL};
 #[test]
 fn every_endpoint_has_exactly_one_lambda() {
     for endpoint in ALL {
-        let owners: Vec<&str> = lambdas::ALL.iter().filter(|(_, eps)| eps.contains(endpoint)).map(|(n, _)| *n).collect();
+        let owners: Vec<&str> =
+            lambdas::ALL.iter().filter(|(_, eps)| eps.contains(endpoint)).map(|(n, _)| *n).collect();
         assert_eq!(owners.len(), 1, "{endpoint:?} is served by {owners:?}");
     }
 }
@@ -23,7 +24,8 @@ fn each_sample_event_reaches_its_lambda() {
             .unwrap_or_else(|e| panic!("{name}.json ({} {}) does not reach its Lambda: {e:?}", api.method, api.path));
         assert!(served.contains(&endpoint));
         if api.method == http::Method::POST {
-            let body: serde_json::Value = serde_json::from_slice(&api.body).unwrap_or_else(|e| panic!("{name}.json body: {e}"));
+            let body: serde_json::Value =
+                serde_json::from_slice(&api.body).unwrap_or_else(|e| panic!("{name}.json body: {e}"));
             assert!(body.is_object(), "{name}.json body is not an object");
         }
     }

@@ -6,9 +6,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as AV, BillingMode, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
-    TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue as AV, BillingMode, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -103,7 +102,8 @@ fn user_from_item(item: &Item) -> anyhow::Result<User> {
     Ok(User {
         id: get_s(item, "id")?.to_string(),
         email: Email::parse(get_s(item, "email")?).map_err(|_| anyhow::anyhow!("stored email is invalid"))?,
-        username: Username::parse(get_s(item, "username")?).map_err(|_| anyhow::anyhow!("stored username is invalid"))?,
+        username: Username::parse(get_s(item, "username")?)
+            .map_err(|_| anyhow::anyhow!("stored username is invalid"))?,
         role: get_s(item, "role")?.parse().map_err(|_| anyhow::anyhow!("stored role is invalid"))?,
         email_verified: get_bool(item, "email_verified")?,
         locale: get_s(item, "locale")?.to_string(),
@@ -152,10 +152,11 @@ fn family_key(family_id: &str) -> Item {
     key(format!("FAMILY#{family_id}"), "FAMILY")
 }
 
-
 /// A conditional single-item write: `Some(output)` when applied, `None` when its condition
 /// failed, an error for anything else.
-fn unless_condition_failed<T, E>(res: Result<T, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>) -> anyhow::Result<Option<T>>
+fn unless_condition_failed<T, E>(
+    res: Result<T, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>,
+) -> anyhow::Result<Option<T>>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -167,14 +168,13 @@ where
 }
 
 /// For a cancelled transaction: which of its items failed their condition.
-fn failed_conditions(err: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>) -> Option<Vec<bool>> {
+fn failed_conditions(
+    err: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> Option<Vec<bool>> {
     match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
-            e.cancellation_reasons()
-                .iter()
-                .map(|r| r.code() == Some("ConditionalCheckFailed"))
-                .collect(),
-        ),
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+            Some(e.cancellation_reasons().iter().map(|r| r.code() == Some("ConditionalCheckFailed")).collect())
+        }
         _ => None,
     }
 }
@@ -193,21 +193,18 @@ impl DynamoStore {
     }
 
     async fn get(&self, key: Item) -> anyhow::Result<Option<Item>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await?;
+        let out =
+            self.client.get_item().table_name(&self.table).set_key(Some(key)).consistent_read(true).send().await?;
         Ok(out.item)
     }
 
     /// Runs a transaction. A cancellation caused only by a conflicting concurrent transaction
     /// (no failed condition) is retried a few times with jitter; the retry then sees the
     /// winner's write and fails its condition properly, so races end as 409s, not 500s.
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>> {
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>> {
         let mut attempt = 0u32;
         loop {
             let res = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
@@ -305,7 +302,12 @@ impl UserStore for DynamoStore {
         self.get(key(user_pk(id), "PROFILE")).await?.as_ref().map(user_from_item).transpose()
     }
 
-    async fn set_password_hash(&self, user_id: &str, expected: &PasswordHash, hash: &PasswordHash) -> Result<bool, InfraError> {
+    async fn set_password_hash(
+        &self,
+        user_id: &str,
+        expected: &PasswordHash,
+        hash: &PasswordHash,
+    ) -> Result<bool, InfraError> {
         let res = self
             .client
             .update_item()
@@ -339,12 +341,7 @@ impl UserStore for DynamoStore {
 #[async_trait]
 impl OtpStore for DynamoStore {
     async fn put_otp(&self, email: &Email, purpose: OtpPurpose, otp: &OtpRecord) -> Result<(), InfraError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(otp_item(email, purpose, otp)))
-            .send()
-            .await?;
+        self.client.put_item().table_name(&self.table).set_item(Some(otp_item(email, purpose, otp))).send().await?;
         Ok(())
     }
 
@@ -352,7 +349,12 @@ impl OtpStore for DynamoStore {
         self.get(key(email_pk(email), otp_sk(purpose))).await?.as_ref().map(otp_from_item).transpose()
     }
 
-    async fn take_attempt(&self, email: &Email, purpose: OtpPurpose, max: u32) -> Result<Option<OtpRecord>, InfraError> {
+    async fn take_attempt(
+        &self,
+        email: &Email,
+        purpose: OtpPurpose,
+        max: u32,
+    ) -> Result<Option<OtpRecord>, InfraError> {
         let res = self
             .client
             .update_item()
@@ -366,7 +368,10 @@ impl OtpStore for DynamoStore {
             .send()
             .await;
         match unless_condition_failed(res)? {
-            Some(out) => otp_from_item(out.attributes.as_ref().ok_or_else(|| anyhow::anyhow!("UpdateItem returned no attributes"))?).map(Some),
+            Some(out) => otp_from_item(
+                out.attributes.as_ref().ok_or_else(|| anyhow::anyhow!("UpdateItem returned no attributes"))?,
+            )
+            .map(Some),
             None => Ok(None),
         }
     }
@@ -386,7 +391,13 @@ impl OtpStore for DynamoStore {
         Ok(())
     }
 
-    async fn redeem_otp(&self, email: &Email, purpose: OtpPurpose, code_mac: &str, redemption: &OtpRedemption) -> Result<bool, InfraError> {
+    async fn redeem_otp(
+        &self,
+        email: &Email,
+        purpose: OtpPurpose,
+        code_mac: &str,
+        redemption: &OtpRedemption,
+    ) -> Result<bool, InfraError> {
         let delete = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key(email_pk(email), otp_sk(purpose))))
@@ -437,7 +448,13 @@ impl ThrottleStore for DynamoStore {
         }))
     }
 
-    async fn store(&self, k: &str, value: &str, expected: Option<u64>, expires_at: DateTime<Utc>) -> Result<bool, InfraError> {
+    async fn store(
+        &self,
+        k: &str,
+        value: &str,
+        expected: Option<u64>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, InfraError> {
         let mut item = key(format!("THROTTLE#{k}"), "THROTTLE");
         item.extend([
             ("value".into(), s(value)),
@@ -483,11 +500,12 @@ impl RefreshTokenStore for DynamoStore {
         }))
     }
 
-    async fn rotate(&self, old_hash: &str, next: &RefreshTokenRecord) -> Result<Rotation, InfraError> {
-        let Some(old) = self.get_refresh(old_hash).await? else { return Ok(Rotation::NotFound) };
+    async fn rotate(&self, old: &RefreshTokenRecord, next: &RefreshTokenRecord) -> Result<Rotation, InfraError> {
+        // The conditions below decide, not the caller's copy: `rotated = false` on the old
+        // token (absent counts as rotated) and `revoked = false` on its family.
         let mark_rotated = Update::builder()
-                .table_name(&self.table)
-            .set_key(Some(key(format!("REFRESH#{old_hash}"), "REFRESH")))
+            .table_name(&self.table)
+            .set_key(Some(key(format!("REFRESH#{}", old.token_hash), "REFRESH")))
             .update_expression("SET rotated = :t")
             .condition_expression("rotated = :f")
             .expression_attribute_values(":t", AV::Bool(true))

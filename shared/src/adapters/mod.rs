@@ -1,10 +1,10 @@
 //! Adapters: one module per technology. Which ones run is decided by configuration
 //! (`config.rs`), never by `cfg` flags.
 
-pub mod sqlite;
 pub mod dynamodb;
 pub mod eml_outbox;
 pub mod inprocess_queue;
+pub mod sqlite;
 pub mod sqs;
 
 use async_trait::async_trait;

@@ -201,7 +201,12 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn set_password_hash(&self, user_id: &str, expected: &PasswordHash, hash: &PasswordHash) -> Result<bool, InfraError> {
+    async fn set_password_hash(
+        &self,
+        user_id: &str,
+        expected: &PasswordHash,
+        hash: &PasswordHash,
+    ) -> Result<bool, InfraError> {
         let (id, old, h) = (user_id.to_string(), expected.0.clone(), hash.0.clone());
         self.run(move |c| {
             c.execute("UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2", params![id, old, h])
@@ -246,7 +251,12 @@ impl OtpStore for SqliteStore {
         .await
     }
 
-    async fn take_attempt(&self, email: &Email, purpose: OtpPurpose, max: u32) -> Result<Option<OtpRecord>, InfraError> {
+    async fn take_attempt(
+        &self,
+        email: &Email,
+        purpose: OtpPurpose,
+        max: u32,
+    ) -> Result<Option<OtpRecord>, InfraError> {
         let email = email.as_str().to_string();
         self.run(move |c| {
             c.query_row(
@@ -272,7 +282,13 @@ impl OtpStore for SqliteStore {
         .await
     }
 
-    async fn redeem_otp(&self, email: &Email, purpose: OtpPurpose, code_mac: &str, redemption: &OtpRedemption) -> Result<bool, InfraError> {
+    async fn redeem_otp(
+        &self,
+        email: &Email,
+        purpose: OtpPurpose,
+        code_mac: &str,
+        redemption: &OtpRedemption,
+    ) -> Result<bool, InfraError> {
         let (email, mac, redemption) = (email.as_str().to_string(), code_mac.to_string(), redemption.clone());
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -323,7 +339,13 @@ impl ThrottleStore for SqliteStore {
         .await
     }
 
-    async fn store(&self, key: &str, value: &str, expected: Option<u64>, expires_at: DateTime<Utc>) -> Result<bool, InfraError> {
+    async fn store(
+        &self,
+        key: &str,
+        value: &str,
+        expected: Option<u64>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, InfraError> {
         let (key, value) = (key.to_string(), value.to_string());
         self.run(move |c| {
             let n = match expected {
@@ -389,8 +411,9 @@ impl RefreshTokenStore for SqliteStore {
         .await
     }
 
-    async fn rotate(&self, old_hash: &str, next: &RefreshTokenRecord) -> Result<Rotation, InfraError> {
-        let (old, next) = (old_hash.to_string(), next.clone());
+    async fn rotate(&self, old: &RefreshTokenRecord, next: &RefreshTokenRecord) -> Result<Rotation, InfraError> {
+        // Re-read inside the transaction: the record the caller holds may be stale.
+        let (old, next) = (old.token_hash.clone(), next.clone());
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let row: Option<(String, bool)> = tx
@@ -412,6 +435,11 @@ impl RefreshTokenStore for SqliteStore {
                 return Ok(Rotation::ReuseDetected);
             }
             tx.execute("UPDATE refresh_tokens SET rotated = 1 WHERE token_hash = ?1", [&old])?;
+            // The family lives as long as its newest token.
+            tx.execute(
+                "UPDATE refresh_families SET expires_at = ?2 WHERE family_id = ?1",
+                params![family, ts(next.expires_at)],
+            )?;
             insert_refresh(&tx, &RefreshTokenRecord { family_id: family, ..next })?;
             tx.commit()?;
             Ok(Rotation::Rotated)

@@ -21,12 +21,7 @@ impl SqsEmailQueue {
 #[async_trait]
 impl EmailQueue for SqsEmailQueue {
     async fn enqueue(&self, job: &EmailJob) -> Result<(), InfraError> {
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(serde_json::to_string(job)?)
-            .send()
-            .await?;
+        self.client.send_message().queue_url(&self.queue_url).message_body(serde_json::to_string(job)?).send().await?;
         Ok(())
     }
 

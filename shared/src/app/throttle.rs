@@ -3,20 +3,20 @@
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::ports::{InfraError, ThrottleStore};
+use crate::ports::{InfraError, ThrottleStore, Versioned};
 
 const MAX_RACES: usize = 32;
 
 /// Loads the state under `key` (default when absent or expired), applies `step`, and stores
 /// the result if nobody wrote in between; retries lost races. `step` may refuse (`Err`), in
-/// which case nothing is written.
+/// which case nothing is written. Returns the state written and its version.
 pub async fn update<S, E>(
     store: &dyn ThrottleStore,
     key: &str,
     now: DateTime<Utc>,
     expires_at: impl Fn(&S) -> DateTime<Utc>,
     mut step: impl FnMut(S) -> Result<S, E>,
-) -> Result<Result<S, E>, InfraError>
+) -> Result<Result<Versioned<S>, E>, InfraError>
 where
     S: Serialize + DeserializeOwned + Default,
 {
@@ -36,14 +36,19 @@ where
             Err(refused) => return Ok(Err(refused)),
         };
         if store.store(key, &serde_json::to_string(&next)?, version, expires_at(&next)).await? {
-            return Ok(Ok(next));
+            // The store numbers versions 1, 2, 3, ...
+            return Ok(Ok(Versioned { value: next, version: version.map_or(1, |v| v + 1) }));
         }
     }
     anyhow::bail!("throttle key {key} is too contended")
 }
 
 /// Reads the state without writing.
-pub async fn peek<S: DeserializeOwned + Default>(store: &dyn ThrottleStore, key: &str, now: DateTime<Utc>) -> Result<S, InfraError> {
+pub async fn peek<S: DeserializeOwned + Default>(
+    store: &dyn ThrottleStore,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<S, InfraError> {
     match store.load(key, now).await? {
         None => Ok(S::default()),
         Some(v) => decode(key, &v.value),

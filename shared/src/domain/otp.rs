@@ -70,12 +70,7 @@ pub struct OtpRecord {
 
 impl OtpRecord {
     pub fn new(mac: String, now: DateTime<Utc>) -> Self {
-        OtpRecord {
-            code_mac: mac,
-            attempts: 0,
-            created_at: now,
-            expires_at: now + Duration::minutes(OTP_TTL_MINUTES),
-        }
+        OtpRecord { code_mac: mac, attempts: 0, created_at: now, expires_at: now + Duration::minutes(OTP_TTL_MINUTES) }
     }
 
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {

@@ -14,9 +14,7 @@ impl Username {
     pub fn parse(raw: &str) -> Result<Self, InvalidUsername> {
         let s = raw.trim();
         let len = s.chars().count();
-        if (3..=32).contains(&len)
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        {
+        if (3..=32).contains(&len) && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
             Ok(Username(s.to_string()))
         } else {
             Err(InvalidUsername)

@@ -13,10 +13,8 @@ pub struct AuthUser {
 }
 
 pub fn authenticate(ctx: &AppContext, headers: &HeaderMap) -> Result<AuthUser, ApiError> {
-    let value = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(ApiError::unauthorized)?;
+    let value =
+        headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unauthorized)?;
     let (scheme, token) = value.trim().split_once(' ').ok_or_else(ApiError::unauthorized)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::unauthorized());
@@ -26,8 +24,6 @@ pub fn authenticate(ctx: &AppContext, headers: &HeaderMap) -> Result<AuthUser, A
         .verifier
         .as_ref()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("this function was deployed without a JWT key")))?;
-    let claims = verifier
-        .verify(token.trim(), ctx.clock.now())
-        .map_err(|_| ApiError::unauthorized())?;
+    let claims = verifier.verify(token.trim(), ctx.clock.now()).map_err(|_| ApiError::unauthorized())?;
     Ok(AuthUser { user_id: claims.sub, role: claims.role })
 }

@@ -11,7 +11,11 @@ pub enum ApiError {
     /// 400 `validation_error`, with a message key per field.
     Validation(BTreeMap<String, &'static str>),
     /// A 4xx with its code; `retry_after` adds the header (429).
-    Client { status: StatusCode, code: &'static str, retry_after: Option<u64> },
+    Client {
+        status: StatusCode,
+        code: &'static str,
+        retry_after: Option<u64>,
+    },
     MethodNotAllowed(Vec<Method>),
     /// A bug or a dependency that failed: 500, logged with its cause chain, nothing shown.
     Internal(anyhow::Error),
@@ -38,7 +42,9 @@ impl ApiError {
         let (status, code, fields, retry_after, allow) = match self {
             ApiError::Validation(f) => (StatusCode::BAD_REQUEST, "validation_error", Some(f), None, None),
             ApiError::Client { status, code, retry_after } => (status, code, None, retry_after, None),
-            ApiError::MethodNotAllowed(m) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None, None, Some(m)),
+            ApiError::MethodNotAllowed(m) => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None, None, Some(m))
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", None, None, None)
@@ -46,7 +52,8 @@ impl ApiError {
         };
         let mut error = serde_json::json!({ "code": code, "message": messages::text(code) });
         if let Some(fields) = fields {
-            error["fields"] = fields.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(messages::text(v)))).collect();
+            error["fields"] =
+                fields.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(messages::text(v)))).collect();
         }
         let mut resp = ApiResponse::json(status, &serde_json::json!({ "error": error }));
         if let Some(secs) = retry_after {

@@ -34,7 +34,12 @@ impl<'a> Fields<'a> {
     }
 
     /// A required string field, parsed with `parse`; `problem` names what is wrong.
-    pub fn required<T, E>(&mut self, name: &str, parse: impl FnOnce(&str) -> Result<T, E>, problem: impl FnOnce(E) -> &'static str) -> Option<T> {
+    pub fn required<T, E>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+        problem: impl FnOnce(E) -> &'static str,
+    ) -> Option<T> {
         match self.body.get(name) {
             None | Some(Value::Null) => {
                 self.problems.insert(name.to_string(), "field.required");

@@ -131,29 +131,17 @@ impl TokenVerifier {
         let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(TokenError::Malformed);
         };
-        let header: Header = B64
-            .decode(h)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or(TokenError::Malformed)?;
+        let header: Header =
+            B64.decode(h).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or(TokenError::Malformed)?;
         if header.alg != "EdDSA" {
             return Err(TokenError::Algorithm);
         }
-        let sig_bytes: [u8; 64] = B64
-            .decode(s)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or(TokenError::Signature)?;
+        let sig_bytes: [u8; 64] = B64.decode(s).ok().and_then(|b| b.try_into().ok()).ok_or(TokenError::Signature)?;
         let sig = Signature::from_bytes(&sig_bytes);
         let signing_input_len = h.len() + 1 + p.len();
-        self.key
-            .verify_strict(&token.as_bytes()[..signing_input_len], &sig)
-            .map_err(|_| TokenError::Signature)?;
-        let claims: Claims = B64
-            .decode(p)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or(TokenError::Malformed)?;
+        self.key.verify_strict(&token.as_bytes()[..signing_input_len], &sig).map_err(|_| TokenError::Signature)?;
+        let claims: Claims =
+            B64.decode(p).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or(TokenError::Malformed)?;
         if claims.iss != ISSUER || claims.aud != AUDIENCE {
             return Err(TokenError::WrongParty);
         }

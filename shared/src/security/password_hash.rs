@@ -22,12 +22,19 @@ impl HashCost {
     pub const TEST: HashCost = HashCost { m_kib: 64, t: 1, p: 1 };
 }
 
+/// The hash of a random 64-character password that was thrown away after hashing: nothing can
+/// match it, and checking against it costs exactly what checking a real production hash costs.
+pub const PRODUCTION_DUMMY: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$NZS5x9H8iFBliHvd49AQ2A$p45nELRf4y41mv1fw4LRUTO/SHdCEMNxDv+pupdL6kc";
+
 #[derive(Clone)]
 pub struct PasswordHasherService {
     cost: HashCost,
     /// A hash of a random password, checked against when the account does not exist so that
-    /// an unknown email costs the same work as a wrong password. Made on first need, not at
-    /// start-up: most functions never log anyone in, and a hash costs ~30 ms of cold start.
+    /// an unknown email costs the same work as a wrong password. At production cost it is a
+    /// constant ([`PRODUCTION_DUMMY`]), so a cold start neither pays for making one nor makes
+    /// its first unknown-email login slower than a wrong password; other costs make one on
+    /// first need.
     dummy: Arc<OnceLock<PasswordHash>>,
     /// Each hash holds ~19 MiB; at most one per core runs at a time, so a flood of logins
     /// queues instead of exhausting memory.
@@ -41,8 +48,8 @@ impl std::fmt::Debug for PasswordHasherService {
 }
 
 fn argon(cost: HashCost) -> anyhow::Result<Argon2<'static>> {
-    let params = Params::new(cost.m_kib, cost.t, cost.p, None)
-        .map_err(|e| anyhow::anyhow!("bad argon2 parameters: {e}"))?;
+    let params =
+        Params::new(cost.m_kib, cost.t, cost.p, None).map_err(|e| anyhow::anyhow!("bad argon2 parameters: {e}"))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
@@ -66,7 +73,15 @@ impl PasswordHasherService {
         // Fail at start-up, not at the first login, if the parameters are unusable.
         argon(cost)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Ok(PasswordHasherService { cost, dummy: Arc::new(OnceLock::new()), permits: Arc::new(tokio::sync::Semaphore::new(cores)) })
+        let dummy = OnceLock::new();
+        if cost == HashCost::PRODUCTION {
+            let _ = dummy.set(PasswordHash(PRODUCTION_DUMMY.to_string()));
+        }
+        Ok(PasswordHasherService {
+            cost,
+            dummy: Arc::new(dummy),
+            permits: Arc::new(tokio::sync::Semaphore::new(cores)),
+        })
     }
 
     fn dummy(&self) -> anyhow::Result<PasswordHash> {
@@ -108,7 +123,8 @@ impl PasswordHasherService {
             if !ok || !is_real {
                 return Ok(Verdict::Mismatch);
             }
-            let current = Params::try_from(&parsed).ok().map(|p| HashCost { m_kib: p.m_cost(), t: p.t_cost(), p: p.p_cost() });
+            let current =
+                Params::try_from(&parsed).ok().map(|p| HashCost { m_kib: p.m_cost(), t: p.t_cost(), p: p.p_cost() });
             let needs_rehash = parsed.algorithm.as_str() != "argon2id" || current != Some(cost);
             Ok(Verdict::Match { needs_rehash })
         })
@@ -133,6 +149,14 @@ mod tests {
         assert_eq!(svc.verify(&wrong, Some(&fresh)).await.unwrap(), Verdict::Mismatch);
         // No account: the dummy never matches, even for its own (unknown) password.
         assert_eq!(svc.verify(&pw, None).await.unwrap(), Verdict::Mismatch);
+    }
+
+    #[test]
+    fn the_production_dummy_has_the_production_parameters() {
+        let phc = Phc::new(PRODUCTION_DUMMY).unwrap();
+        let p = Params::try_from(&phc).unwrap();
+        assert_eq!(phc.algorithm.as_str(), "argon2id");
+        assert_eq!(HashCost { m_kib: p.m_cost(), t: p.t_cost(), p: p.p_cost() }, HashCost::PRODUCTION);
     }
 
     #[tokio::test]

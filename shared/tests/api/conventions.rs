@@ -83,7 +83,10 @@ async fn oversize_bodies_are_413() {
 async fn unknown_fields_are_ignored() {
     let app = spawn_app().await;
     let r = app
-        .post("/api/auth/signup/", json!({ "email": "x@stark.example", "password": "longenough", "username": "xx_x", "admin": true }))
+        .post(
+            "/api/auth/signup/",
+            json!({ "email": "x@stark.example", "password": "longenough", "username": "xx_x", "admin": true }),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.body["user"]["role"], "user");

@@ -40,7 +40,9 @@ impl Storage {
                 let (_, table) = crate::aws::dynamo_table().await;
                 // Every request the server makes is checked against template.yaml's IAM.
                 let iam = crate::iam::IamCheck::new();
-                let conf = aws_sdk_dynamodb::config::Builder::from(&crate::aws::sdk_config().await).interceptor(iam.clone()).build();
+                let conf = aws_sdk_dynamodb::config::Builder::from(&crate::aws::sdk_config().await)
+                    .interceptor(iam.clone())
+                    .build();
                 Some((aws_sdk_dynamodb::Client::from_conf(conf), table, iam))
             }
         };
@@ -248,10 +250,8 @@ impl TestApp {
 /// Emails to `to`, oldest first (file names start with a time-ordered job id).
 pub fn emails_to(outbox: &Path, to: &str) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(outbox) else { return Vec::new() };
-    let mut paths: Vec<PathBuf> = dir
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-        .collect();
+    let mut paths: Vec<PathBuf> =
+        dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "eml")).collect();
     paths.sort();
     paths
         .into_iter()

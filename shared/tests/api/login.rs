@@ -101,7 +101,14 @@ async fn an_unknown_email_locks_the_same_way() {
         };
         assert_eq!(
             statuses,
-            vec![(401, None), (401, None), (401, None), (401, None), (429, Some("30".into())), (429, Some("30".into()))],
+            vec![
+                (401, None),
+                (401, None),
+                (401, None),
+                (401, None),
+                (429, Some("30".into())),
+                (429, Some("30".into()))
+            ],
             "{email}"
         );
     }
@@ -136,7 +143,8 @@ async fn an_outdated_hash_is_upgraded_on_login() {
 async fn production_argon2_parameters_end_to_end() {
     let app = spawn_app_on(Storage::fresh().await, HashCost::PRODUCTION).await;
     app.verified_user("tony@stark.example", "tony").await;
-    let stored = app.ctx.stores.users.user_by_email(&Email::parse("tony@stark.example").unwrap()).await.unwrap().unwrap();
+    let stored =
+        app.ctx.stores.users.user_by_email(&Email::parse("tony@stark.example").unwrap()).await.unwrap().unwrap();
     assert!(stored.password_hash.0.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", stored.password_hash.0);
     assert_eq!(app.login("tony@stark.example", PASSWORD).await.status, 200);
     assert_eq!(app.login("tony@stark.example", "wrong-password").await.status, 401);

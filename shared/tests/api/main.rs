@@ -3,9 +3,9 @@
 
 #[path = "../support/aws.rs"]
 mod aws;
+mod helpers;
 #[path = "../support/iam.rs"]
 mod iam;
-mod helpers;
 
 mod conventions;
 mod login;

@@ -176,22 +176,34 @@ async fn forgot_and_reset_password() {
     assert!(app.wait_for_emails("tony@stark.example", 2).await[1].contains("Reset your Stark password"));
 
     let r = app
-        .post("/api/auth/reset-password/", json!({ "email": "tony@stark.example", "otp": wrong(&code), "new_password": "Mark-42-is-better" }))
+        .post(
+            "/api/auth/reset-password/",
+            json!({ "email": "tony@stark.example", "otp": wrong(&code), "new_password": "Mark-42-is-better" }),
+        )
         .await;
     assert_eq!((r.status, r.code()), (400, "otp_invalid"));
     let r = app
-        .post("/api/auth/reset-password/", json!({ "email": "tony@stark.example", "otp": code, "new_password": "short" }))
+        .post(
+            "/api/auth/reset-password/",
+            json!({ "email": "tony@stark.example", "otp": code, "new_password": "short" }),
+        )
         .await;
     assert_eq!((r.status, r.code()), (400, "validation_error"));
     assert!(r.body["error"]["fields"]["new_password"].is_string());
     let r = app
-        .post("/api/auth/reset-password/", json!({ "email": "tony@stark.example", "otp": code, "new_password": "Mark-42-is-better" }))
+        .post(
+            "/api/auth/reset-password/",
+            json!({ "email": "tony@stark.example", "otp": code, "new_password": "Mark-42-is-better" }),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body["message"].as_str().is_some());
     // The code is spent, the old password is dead, and so is every refresh token.
     let r = app
-        .post("/api/auth/reset-password/", json!({ "email": "tony@stark.example", "otp": code, "new_password": "Another-one-1" }))
+        .post(
+            "/api/auth/reset-password/",
+            json!({ "email": "tony@stark.example", "otp": code, "new_password": "Another-one-1" }),
+        )
         .await;
     assert_eq!(r.code(), "otp_invalid");
     assert_eq!(app.login("tony@stark.example", PASSWORD).await.status, 401);
@@ -207,18 +219,38 @@ async fn reset_codes_expire_and_void_like_verification_codes() {
     app.post("/api/auth/forgot-password/", json!({ "email": "tony@stark.example" })).await;
     let code = app.wait_for_code("tony@stark.example", 2).await;
     for _ in 0..4 {
-        let r = app.post("/api/auth/reset-password/", json!({ "email": "tony@stark.example", "otp": wrong(&code), "new_password": "Mark-42-is-better" })).await;
+        let r = app
+            .post(
+                "/api/auth/reset-password/",
+                json!({ "email": "tony@stark.example", "otp": wrong(&code), "new_password": "Mark-42-is-better" }),
+            )
+            .await;
         assert_eq!(r.code(), "otp_invalid");
     }
-    let r = app.post("/api/auth/reset-password/", json!({ "email": "tony@stark.example", "otp": wrong(&code), "new_password": "Mark-42-is-better" })).await;
+    let r = app
+        .post(
+            "/api/auth/reset-password/",
+            json!({ "email": "tony@stark.example", "otp": wrong(&code), "new_password": "Mark-42-is-better" }),
+        )
+        .await;
     assert_eq!((r.status, r.code()), (429, "otp_attempts_exceeded"));
     app.advance(61);
     app.post("/api/auth/forgot-password/", json!({ "email": "tony@stark.example" })).await;
     let code = app.wait_for_code("tony@stark.example", 3).await;
     app.advance(600);
-    let r = app.post("/api/auth/reset-password/", json!({ "email": "tony@stark.example", "otp": code, "new_password": "Mark-42-is-better" })).await;
+    let r = app
+        .post(
+            "/api/auth/reset-password/",
+            json!({ "email": "tony@stark.example", "otp": code, "new_password": "Mark-42-is-better" }),
+        )
+        .await;
     assert_eq!((r.status, r.code()), (400, "otp_expired"));
-    let r = app.post("/api/auth/reset-password/", json!({ "email": "ghost@stark.example", "otp": code, "new_password": "Mark-42-is-better" })).await;
+    let r = app
+        .post(
+            "/api/auth/reset-password/",
+            json!({ "email": "ghost@stark.example", "otp": code, "new_password": "Mark-42-is-better" }),
+        )
+        .await;
     assert_eq!(r.code(), "otp_invalid");
 }
 

@@ -62,6 +62,11 @@ async fn every_bad_field_is_named() {
 #[tokio::test]
 async fn password_length_counts_characters() {
     let app = spawn_app().await;
-    let r = app.post("/api/auth/signup/", json!({ "email": "u@stark.example", "password": "ü".repeat(8), "username": "umlaut" })).await;
+    let r = app
+        .post(
+            "/api/auth/signup/",
+            json!({ "email": "u@stark.example", "password": "ü".repeat(8), "username": "umlaut" }),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
 }

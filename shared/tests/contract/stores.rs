@@ -72,6 +72,7 @@ contract!(
     throttle_compare_and_swap,
     throttle_updates_do_not_lose_races,
     refresh_rotation_and_reuse,
+    two_rotations_of_one_token_race_to_one_winner,
     concurrent_signups_for_one_email_make_one_user,
     ping_answers,
 );
@@ -224,9 +225,13 @@ async fn throttle_updates_do_not_lose_races(s: &Stores) {
         let store = s.throttle.clone();
         tasks.push(tokio::spawn(async move {
             let at = t0() + Duration::milliseconds(i);
-            throttle::update(store.as_ref(), "race", at, |_: &SendWindow| t0() + Duration::hours(2), |w| {
-                Ok::<_, ()>(w.record(at))
-            })
+            throttle::update(
+                store.as_ref(),
+                "race",
+                at,
+                |_: &SendWindow| t0() + Duration::hours(2),
+                |w| Ok::<_, ()>(w.record(at)),
+            )
             .await
             .unwrap()
             .unwrap();
@@ -250,30 +255,63 @@ fn refresh_rec(hash: &str, family: &str) -> RefreshTokenRecord {
     }
 }
 
+/// Rotates the token stored under `hash`, as the use case does: read, then rotate.
+async fn rotate(r: &dyn RefreshTokenStore, hash: &str, next: &RefreshTokenRecord) -> Rotation {
+    let old = r.get_refresh(hash).await.unwrap().expect("the token to rotate exists");
+    r.rotate(&old, next).await.unwrap()
+}
+
 async fn refresh_rotation_and_reuse(s: &Stores) {
-    let r = &s.refresh_tokens;
+    let r = s.refresh_tokens.as_ref();
     r.create_family(&refresh_rec("h1", "fam")).await.unwrap();
     assert_eq!(r.get_refresh("h1").await.unwrap(), Some(refresh_rec("h1", "fam")));
-    assert_eq!(r.rotate("h1", &refresh_rec("h2", "ignored")).await.unwrap(), Rotation::Rotated);
+    assert_eq!(rotate(r, "h1", &refresh_rec("h2", "ignored")).await, Rotation::Rotated);
     let h2 = r.get_refresh("h2").await.unwrap().unwrap();
     assert_eq!(h2.family_id, "fam", "the next token stays in its family");
     assert!(r.get_refresh("h1").await.unwrap().unwrap().rotated);
     // Presenting h1 again is reuse: the family dies, h2 with it.
-    assert_eq!(r.rotate("h1", &refresh_rec("h3", "fam")).await.unwrap(), Rotation::ReuseDetected);
-    assert_eq!(r.rotate("h2", &refresh_rec("h4", "fam")).await.unwrap(), Rotation::FamilyRevoked);
+    assert_eq!(rotate(r, "h1", &refresh_rec("h3", "fam")).await, Rotation::ReuseDetected);
+    assert_eq!(rotate(r, "h2", &refresh_rec("h4", "fam")).await, Rotation::FamilyRevoked);
     assert_eq!(r.get_refresh("h4").await.unwrap(), None);
-    assert_eq!(r.rotate("nope", &refresh_rec("h5", "fam")).await.unwrap(), Rotation::NotFound);
+    // A stale copy does not fool it: the caller read h2 before the family was revoked.
+    let stale = RefreshTokenRecord { rotated: false, ..h2 };
+    assert_eq!(r.rotate(&stale, &refresh_rec("h5", "fam")).await.unwrap(), Rotation::FamilyRevoked);
     // Logout revokes a family explicitly; an unknown family is left alone, quietly.
     r.create_family(&refresh_rec("k1", "fam2")).await.unwrap();
     r.revoke_family("fam2").await.unwrap();
-    assert_eq!(r.rotate("k1", &refresh_rec("k2", "fam2")).await.unwrap(), Rotation::FamilyRevoked);
+    assert_eq!(rotate(r, "k1", &refresh_rec("k2", "fam2")).await, Rotation::FamilyRevoked);
     r.revoke_family("no-such-family").await.unwrap();
-    // A family lives as long as its rotations keep it alive: rotating a token issued near the
-    // end of the first token's life still works.
-    r.create_family(&refresh_rec("l1", "fam3")).await.unwrap();
-    let late = RefreshTokenRecord { expires_at: t0() + Duration::days(59), ..refresh_rec("l2", "fam3") };
-    assert_eq!(r.rotate("l1", &late).await.unwrap(), Rotation::Rotated);
-    assert_eq!(r.rotate("l2", &refresh_rec("l3", "fam3")).await.unwrap(), Rotation::Rotated);
+}
+
+async fn two_rotations_of_one_token_race_to_one_winner(s: &Stores) {
+    let r = s.refresh_tokens.clone();
+    r.create_family(&refresh_rec("race1", "famr")).await.unwrap();
+    let old = r.get_refresh("race1").await.unwrap().unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (r, old) = (r.clone(), old.clone());
+        tasks.push(tokio::spawn(async move {
+            r.rotate(&old, &refresh_rec(&format!("race-next-{i}"), "famr")).await.unwrap()
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    // One rotation wins; every other copy is reuse (or meets the family already revoked).
+    assert_eq!(outcomes.iter().filter(|o| **o == Rotation::Rotated).count(), 1, "{outcomes:?}");
+    assert!(outcomes
+        .iter()
+        .all(|o| matches!(o, Rotation::Rotated | Rotation::ReuseDetected | Rotation::FamilyRevoked)));
+    // The race is itself a reuse: the family is dead, the winner's new token with it.
+    let mut stored = Vec::new();
+    for i in 0..8 {
+        if let Some(rec) = r.get_refresh(&format!("race-next-{i}")).await.unwrap() {
+            stored.push(rec);
+        }
+    }
+    assert_eq!(stored.len(), 1, "only the winner's token was stored");
+    assert_eq!(r.rotate(&stored[0], &refresh_rec("after", "famr")).await.unwrap(), Rotation::FamilyRevoked);
 }
 
 async fn concurrent_signups_for_one_email_make_one_user(s: &Stores) {
@@ -300,4 +338,28 @@ async fn concurrent_signups_for_one_email_make_one_user(s: &Stores) {
 
 async fn ping_answers(s: &Stores) {
     s.ping.ping().await.unwrap();
+}
+
+/// DynamoDB deletes a family by TTL: rotating must push the family's `ttl` out with each new
+/// token, or a session kept alive by rotation would die 31 days after login.
+#[tokio::test]
+async fn dynamodb_rotation_extends_the_family_ttl() {
+    let (client, table) = crate::aws::dynamo_table().await;
+    let r = DynamoStore::new(client.clone(), table.clone());
+    r.create_family(&refresh_rec("t1", "famt")).await.unwrap();
+    let late = RefreshTokenRecord { expires_at: t0() + Duration::days(59), ..refresh_rec("t2", "famt") };
+    let old = r.get_refresh("t1").await.unwrap().unwrap();
+    assert_eq!(r.rotate(&old, &late).await.unwrap(), Rotation::Rotated);
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S("FAMILY#famt".into()))
+        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S("FAMILY".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let ttl: i64 = item["ttl"].as_n().unwrap().parse().unwrap();
+    assert_eq!(ttl, late.expires_at.timestamp() + 86_400);
 }

@@ -45,7 +45,8 @@ fn policies() -> HashMap<String, Vec<Statement>> {
                 if st["Effect"].as_str() != Some("Allow") {
                     continue;
                 }
-                let actions: Vec<String> = strings(&st["Action"]).into_iter().filter(|a| a.starts_with("dynamodb:")).collect();
+                let actions: Vec<String> =
+                    strings(&st["Action"]).into_iter().filter(|a| a.starts_with("dynamodb:")).collect();
                 if actions.is_empty() {
                     continue;
                 }
@@ -124,7 +125,11 @@ impl IamCheck {
     }
 
     fn lambda_of(endpoint: Endpoint) -> &'static str {
-        lambdas::ALL.iter().find(|(_, eps)| eps.contains(&endpoint)).map(|(n, _)| *n).expect("every endpoint has a Lambda")
+        lambdas::ALL
+            .iter()
+            .find(|(_, eps)| eps.contains(&endpoint))
+            .map(|(n, _)| *n)
+            .expect("every endpoint has a Lambda")
     }
 
     fn allowed(&self, lambda: &str, action: &str, key: Option<&str>) -> bool {
@@ -157,7 +162,8 @@ impl Intercept for IamCheck {
             Ok(items) => {
                 for (action, key) in items {
                     if !self.allowed(lambda, action, key.as_deref()) {
-                        refused.push(format!("{lambda} ({endpoint:?}) may not {action} on PK {key:?} per template.yaml"));
+                        refused
+                            .push(format!("{lambda} ({endpoint:?}) may not {action} on PK {key:?} per template.yaml"));
                     }
                 }
             }

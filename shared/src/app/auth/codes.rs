@@ -96,7 +96,8 @@ async fn check_code(ctx: &AppContext, purpose: OtpPurpose, email: &Email, code: 
     if record.attempts >= OTP_MAX_WRONG_TRIES {
         otps.delete_otp(email, purpose, &record.code_mac).await?;
         let now = ctx.clock.now();
-        let window: SendWindow = throttle::peek(ctx.stores.throttle.as_ref(), &super::send_window_key(purpose, email), now).await?;
+        let window: SendWindow =
+            throttle::peek(ctx.stores.throttle.as_ref(), &super::send_window_key(purpose, email), now).await?;
         return Err(CodeError::AttemptsExceeded(window.admit(now).err().unwrap_or(RetryAfter(1))));
     }
     Err(CodeError::Invalid)
@@ -119,7 +120,12 @@ pub async fn verify_email(ctx: &AppContext, email: &Email, code: &OtpCode) -> Re
 
 /// Sets a new password. Proving receipt of the code also proves the address, so the email
 /// becomes verified; every refresh token of the account stops working.
-pub async fn reset_password(ctx: &AppContext, email: &Email, code: &OtpCode, new_password: &Password) -> Result<(), CodeError> {
+pub async fn reset_password(
+    ctx: &AppContext,
+    email: &Email,
+    code: &OtpCode,
+    new_password: &Password,
+) -> Result<(), CodeError> {
     let user = ctx.stores.users.user_by_email(email).await?.ok_or(CodeError::Invalid)?;
     let mac = check_code(ctx, OtpPurpose::PasswordReset, email, code).await?;
     let new_hash = ctx.passwords.hash(new_password).await?;

@@ -45,15 +45,19 @@ pub async fn login(ctx: &AppContext, email: &Email, password: &Password) -> Resu
     let (user, needs_rehash) = match (user, verdict) {
         (Some(user), Verdict::Match { needs_rehash }) => (user, needs_rehash),
         _ => {
-            return match counted.locked(now) {
+            return match counted.value.locked(now) {
                 Some(wait) => Err(LoginError::Locked(wait)),
                 None => Err(LoginError::InvalidCredentials),
             }
         }
     };
-    throttle::update(throttle_store, &key, now, expires, |_| Ok::<_, ()>(LoginFailures::default()))
-        .await?
-        .ok();
+    // Clear the count over the version just written; only a concurrent attempt in between
+    // makes this a read-modify-write.
+    let cleared = LoginFailures::default();
+    let json = serde_json::to_string(&cleared).map_err(anyhow::Error::from)?;
+    if !throttle_store.store(&key, &json, Some(counted.version), expires(&cleared)).await? {
+        throttle::update(throttle_store, &key, now, expires, |_| Ok::<_, ()>(LoginFailures::default())).await?.ok();
+    }
     if !user.email_verified {
         return Err(LoginError::EmailNotVerified);
     }

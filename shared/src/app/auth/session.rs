@@ -31,11 +31,7 @@ pub enum SessionError {
 }
 
 fn access_token(ctx: &AppContext, user: &User) -> Result<String, InfraError> {
-    let signer = ctx
-        .keys
-        .signer
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("this function has no signing key"))?;
+    let signer = ctx.keys.signer.as_ref().ok_or_else(|| anyhow::anyhow!("this function has no signing key"))?;
     Ok(signer.issue(&user.id, user.role, ctx.clock.now()).0)
 }
 
@@ -72,7 +68,7 @@ pub async fn refresh(ctx: &AppContext, presented: &str) -> Result<(User, Session
         return Err(SessionError::Unauthorized);
     }
     let (refresh_token, next) = refresh_record(ctx, &user, &record.family_id);
-    match ctx.stores.refresh_tokens.rotate(&hash, &next).await? {
+    match ctx.stores.refresh_tokens.rotate(&record, &next).await? {
         Rotation::Rotated => {}
         Rotation::ReuseDetected => {
             tracing::warn!(user_id = %user.id, family_id = %record.family_id, "refresh token reuse; family revoked");

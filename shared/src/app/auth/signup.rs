@@ -44,9 +44,13 @@ pub async fn signup(ctx: &AppContext, input: SignupInput) -> Result<User, Signup
         CreateUserError::Infra(e) => SignupError::Infra(e),
     })?;
     let key = super::send_window_key(OtpPurpose::Verification, &user.email);
-    let recorded = throttle::update(ctx.stores.throttle.as_ref(), &key, now, |w: &SendWindow| w.expires_at(now), |w| {
-        Ok::<_, ()>(w.record(now))
-    })
+    let recorded = throttle::update(
+        ctx.stores.throttle.as_ref(),
+        &key,
+        now,
+        |w: &SendWindow| w.expires_at(now),
+        |w| Ok::<_, ()>(w.record(now)),
+    )
     .await;
     if let Err(e) = recorded {
         tracing::warn!(error = %e, "signup send was not recorded in the resend window");

@@ -73,7 +73,12 @@ pub async fn signup(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse, A
     let password = password_field(&mut f, "password");
     let username = f.required("username", Username::parse, |_| "field.username");
     f.finish()?;
-    let input = uc::SignupInput { email: take(email)?, username: take(username)?, password: take(password)?, locale: "en".into() };
+    let input = uc::SignupInput {
+        email: take(email)?,
+        username: take(username)?,
+        password: take(password)?,
+        locale: "en".into(),
+    };
     let user = uc::signup(ctx, input).await.map_err(|e| match e {
         SignupError::EmailTaken => ApiError::client(StatusCode::CONFLICT, "email_taken"),
         SignupError::UsernameTaken => ApiError::client(StatusCode::CONFLICT, "username_taken"),

@@ -5,7 +5,12 @@ use super::router::{Endpoint, PathParams};
 use super::{ApiError, ApiRequest, ApiResponse};
 use crate::app::AppContext;
 
-pub async fn dispatch(ctx: &AppContext, endpoint: Endpoint, _params: &PathParams, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+pub async fn dispatch(
+    ctx: &AppContext,
+    endpoint: Endpoint,
+    _params: &PathParams,
+    req: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
     match endpoint {
         Endpoint::Health => health::health(ctx).await,
         Endpoint::Signup => auth::signup(ctx, req).await,
