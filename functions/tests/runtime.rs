@@ -137,6 +137,7 @@ impl Function {
             "me" => env!("CARGO_BIN_EXE_me"),
             "password" => env!("CARGO_BIN_EXE_password"),
             "health" => env!("CARGO_BIN_EXE_health"),
+            "fallback" => env!("CARGO_BIN_EXE_fallback"),
             other => panic!("no binary {other}"),
         };
         let child = tokio::process::Command::new(exe)
@@ -301,7 +302,16 @@ async fn the_lambdas_serve_the_auth_flow() {
     // A route of another function is not served here.
     let (status, _, _) = signup.invoke("POST", "/api/auth/login/", Some("{}"), &[]).await;
     assert_eq!(status, 404);
-    drop((health, signup, verify, login, me));
+
+    // What no route takes reaches the $default fallback: the contract's 404 and 405.
+    let fallback = Function::start("fallback", &env_for(&all, "fallback", &[])).await;
+    let (status, headers, body) = fallback.invoke("GET", "/api/auth/login/", None, &[]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{body}");
+    assert_eq!(headers["allow"], "POST");
+    let (status, headers, body) = fallback.invoke("GET", "/api/nothing/here", None, &[]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(headers["content-language"], "en");
+    drop((health, signup, verify, login, me, fallback));
 }
 
 #[tokio::test]

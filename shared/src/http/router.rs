@@ -101,15 +101,22 @@ fn matches(pattern: &'static str, path: &str) -> Option<PathParams> {
     }
 }
 
-/// Finds the endpoint for `method` and `path` among `served`. The path may come with or
-/// without its trailing slash. Unknown paths are 404; known paths with another method, 405.
+/// Finds the endpoint for `method` and `path`. The path may come with or without its
+/// trailing slash. Whether the path exists, and which methods it allows, is decided against
+/// the whole table, so every Lambda (and the `$default` fallback) answers a wrong method with
+/// 405 and `Allow`; an endpoint that exists but is not among `served` is another Lambda's,
+/// and 404 here.
 pub fn route(method: &Method, path: &str, served: &[Endpoint]) -> Result<(Endpoint, PathParams), ApiError> {
     let path = if path.len() > 1 { path.strip_suffix('/').unwrap_or(path) } else { path };
     let mut allowed = Vec::new();
-    for (m, pattern, endpoint) in ROUTES.iter().filter(|r| served.contains(&r.2)) {
+    for (m, pattern, endpoint) in ROUTES {
         if let Some(params) = matches(pattern, path) {
             if m == method {
-                return Ok((*endpoint, params));
+                return if served.contains(endpoint) {
+                    Ok((*endpoint, params))
+                } else {
+                    Err(ApiError::client(http::StatusCode::NOT_FOUND, "not_found"))
+                };
             }
             allowed.push(m.clone());
         }
@@ -141,8 +148,16 @@ mod tests {
     }
 
     #[test]
-    fn a_lambda_serves_only_its_endpoints() {
-        assert!(route(&Method::POST, "/api/auth/login/", &[Endpoint::Signup]).is_err());
+    fn a_lambda_serves_only_its_endpoints_but_knows_every_path() {
+        assert!(matches!(
+            route(&Method::POST, "/api/auth/login/", &[Endpoint::Signup]),
+            Err(ApiError::Client { code: "not_found", .. })
+        ));
+        // The fallback serves nothing, yet answers a wrong method on a known path with 405.
+        match route(&Method::GET, "/api/auth/login/", lambdas::FALLBACK) {
+            Err(ApiError::MethodNotAllowed(m)) => assert_eq!(m, vec![Method::POST]),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -168,6 +183,9 @@ pub mod lambdas {
     pub const ME: &[Endpoint] = &[Endpoint::Me];
     pub const PASSWORD: &[Endpoint] = &[Endpoint::ForgotPassword, Endpoint::ResetPassword];
     pub const HEALTH: &[Endpoint] = &[Endpoint::Health];
+    /// API Gateway's `$default` route: whatever no other route takes. It serves no endpoint
+    /// and answers with the contract's 404 or 405 envelope instead of API Gateway's own.
+    pub const FALLBACK: &[Endpoint] = &[];
 
     /// (binary name, endpoints).
     pub const ALL: &[(&str, &[Endpoint])] = &[
@@ -179,5 +197,6 @@ pub mod lambdas {
         ("me", ME),
         ("password", PASSWORD),
         ("health", HEALTH),
+        ("fallback", FALLBACK),
     ];
 }
