@@ -3,9 +3,7 @@
 //! Run with `cargo bench -p stark-cli --bench auth`; results go into BENCHMARKS.md.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,34 +16,27 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+/// `stark serve` over a temp dir that lives as long as it.
 struct Server {
-    child: Child,
-    base: String,
-    outbox: PathBuf,
+    served: support::Served,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = support::Served;
+    fn deref(&self) -> &support::Served {
+        &self.served
     }
 }
 
 fn serve(argon2: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stark"))
-        .args(["serve", "--argon2", argon2, "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.path())
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    while !lines.next().unwrap().unwrap().contains("listening on") {}
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, base: format!("http://127.0.0.1:{port}"), outbox: dir.path().join("outbox"), _dir: dir }
+    let mut cmd = support::stark();
+    cmd.args(["--argon2", argon2]);
+    Server { served: support::serve(cmd, dir.path()), _dir: dir }
 }
 
 /// Codes by address, read from the outbox as new files appear.
@@ -88,7 +79,7 @@ async fn flow(client: &reqwest::Client, s: &Server, codes: &Mutex<Codes>, email:
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let code = code_for(codes, &s.outbox, email).await;
+    let code = code_for(codes, &s.outbox(), email).await;
     let r = client
         .post(format!("{}/api/auth/verify-otp/", s.base))
         .json(&json!({ "email": email, "otp": code }))

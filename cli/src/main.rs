@@ -126,20 +126,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = cli.local_config();
     match cli.command {
         Command::Serve { addr } => {
-            let (ctx, worker) = config::local_context(&cfg, Arc::new(SystemClock)).await?;
+            let (ctx, outbox_queue) = config::local_context(&cfg, Arc::new(SystemClock)).await?;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
             tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "stark serve is listening");
             eprintln!("stark serve: listening on http://{addr} (data in {})", cfg.data_dir.display());
-            let shutdown = async {
-                let _ = tokio::signal::ctrl_c().await;
-            };
-            stark::local::serve(Arc::new(ctx), listener, shutdown).await?;
-            // Let queued emails reach the outbox before exiting.
-            if let Some(w) = worker {
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), w).await;
+            stark::local::serve(Arc::new(ctx), listener, shutdown_signal()).await?;
+            // Queued emails reach the outbox before the process ends.
+            if let Some(queue) = outbox_queue {
+                queue.flush().await?;
             }
+            eprintln!("stark serve: stopped");
             Ok(())
         }
         Command::Keys { command: KeysCommand::Generate } => {
@@ -174,6 +172,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{email} is now {role}");
             Ok(())
         }
+    }
+}
+
+/// Ctrl-C, or SIGTERM from a process manager.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

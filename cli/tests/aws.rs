@@ -2,81 +2,30 @@
 //! ./scripts/test starts. A missing moto is a loud failure, never a skip. Also proves that a
 //! failing dependency never turns into a leak or a lost signup.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "../../shared/tests/support/aws.rs"]
+mod aws;
+mod support;
 
-use aws_sdk_sqs::config::{Credentials, Region};
 use serde_json::{json, Value};
+use support::Served;
 
-fn moto_url() -> String {
-    std::env::var("STARK_TEST_MOTO_URL")
-        .unwrap_or_else(|_| panic!("STARK_TEST_MOTO_URL is not set: run the tests through ./scripts/test"))
-}
+use aws::{moto_url, unique};
 
-fn stark() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_stark"));
+/// `stark` pointed at moto through the usual AWS variables, as an operator would.
+fn stark() -> std::process::Command {
+    let mut c = support::stark();
     c.env("AWS_ENDPOINT_URL", moto_url())
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env_remove("AWS_PROFILE")
-        .env_remove("STARK_DATA_DIR");
+        .env_remove("AWS_PROFILE");
     c
 }
 
-async fn sqs() -> aws_sdk_sqs::Client {
-    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_url())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-        .load()
-        .await;
-    aws_sdk_sqs::Client::new(&cfg)
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
-
-struct Served {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(table: &str, queue_url: &str) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = stark()
-        .args([
-            "serve",
-            "--argon2",
-            "test",
-            "--store",
-            "dynamodb",
-            "--table",
-            table,
-            "--queue",
-            "sqs",
-            "--queue-url",
-            queue_url,
-        ])
-        .args(["--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    while !lines.next().expect("serve exited early").unwrap().contains("listening on") {}
-    std::thread::spawn(move || for _ in lines {});
-    Served { child, base: format!("http://127.0.0.1:{port}"), _dir: dir }
+fn serve(table: &str, queue_url: &str, dir: &tempfile::TempDir) -> Served {
+    let mut cmd = stark();
+    cmd.args(["--argon2", "test", "--store", "dynamodb", "--table", table, "--queue", "sqs", "--queue-url", queue_url]);
+    support::serve(cmd, dir.path())
 }
 
 fn create_table() -> String {
@@ -95,9 +44,9 @@ async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
 #[tokio::test]
 async fn serve_on_dynamodb_and_sqs() {
     let table = create_table();
-    let sqs = sqs().await;
-    let url = sqs.create_queue().queue_name(unique("stark-cli")).send().await.unwrap().queue_url.unwrap();
-    let s = serve(&table, &url);
+    let (sqs, url) = aws::sqs_queue().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(&table, &url, &dir);
 
     let health: Value = reqwest::get(format!("{}/api/health/", s.base)).await.unwrap().json().await.unwrap();
     assert_eq!(health, json!({ "status": "ok", "dependencies": { "store": "ok", "email_queue": "ok" } }));
@@ -152,7 +101,8 @@ async fn serve_on_dynamodb_and_sqs() {
 #[tokio::test]
 async fn an_unreachable_queue_does_not_lose_the_signup() {
     let table = create_table();
-    let s = serve(&table, &format!("{}/123456789012/no-such-queue", moto_url()));
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(&table, &format!("{}/123456789012/no-such-queue", moto_url()), &dir);
     let r = reqwest::get(format!("{}/api/health/", s.base)).await.unwrap();
     assert_eq!(r.status(), 503);
     let health: Value = r.json().await.unwrap();
@@ -178,9 +128,9 @@ async fn an_unreachable_queue_does_not_lose_the_signup() {
 
 #[tokio::test]
 async fn a_missing_table_is_a_clean_500_and_a_degraded_health() {
-    let sqs = sqs().await;
-    let url = sqs.create_queue().queue_name(unique("stark-cli")).send().await.unwrap().queue_url.unwrap();
-    let s = serve(&unique("no-such-table"), &url);
+    let (_, url) = aws::sqs_queue().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(&unique("no-such-table"), &url, &dir);
     let r = reqwest::get(format!("{}/api/health/", s.base)).await.unwrap();
     assert_eq!(r.status(), 503);
     let (status, body) =

@@ -1,14 +1,9 @@
 //! The `stark` binary as an operator runs it: bad input is one line and a non-zero exit,
 //! `admin grant-role` changes the role in the store that `serve` uses, and `serve` answers.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod support;
 
-fn stark() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_stark"));
-    c.env_remove("STARK_DATA_DIR").env_remove("STARK_STORE").env_remove("STARK_QUEUE");
-    c
-}
+use support::{code_for, serve, stark};
 
 fn one_line_failure(args: &[&str], dir: &std::path::Path) -> String {
     let out = stark().args(args).arg("--data-dir").arg(dir).output().unwrap();
@@ -41,31 +36,13 @@ fn help_lists_the_environment_variables() {
     }
 }
 
-/// Starts `stark serve` on a free port; returns the child and its base URL.
-fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = stark()
-        .args(["serve", "--argon2", "test", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("serve exited before listening").unwrap();
-        if line.contains("listening on") {
-            break;
-        }
-    }
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://127.0.0.1:{port}"))
-}
-
 #[tokio::test]
 async fn serve_runs_on_embedded_defaults_and_grant_role_reaches_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, base) = serve(dir.path());
+    let mut cmd = stark();
+    cmd.args(["--argon2", "test"]);
+    let served = serve(cmd, dir.path());
+    let base = &served.base;
     let client = reqwest::Client::new();
     let health: serde_json::Value =
         client.get(format!("{base}/api/health/")).send().await.unwrap().json().await.unwrap();
@@ -90,25 +67,10 @@ async fn serve_runs_on_embedded_defaults_and_grant_role_reaches_it() {
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "tony@stark.example is now provider");
 
     // Verify through the API (the code is in the .eml outbox) and see the role in the session.
-    let mut code = None;
-    for _ in 0..100 {
-        let written = std::fs::read_dir(dir.path().join("outbox"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "eml"));
-        if let Some(path) = written {
-            let eml = std::fs::read_to_string(path).unwrap();
-            let at = eml.find("code is ").unwrap() + 8;
-            code = Some(eml[at..at + 6].to_string());
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let code = code_for(&served.outbox(), "tony@stark.example").await;
     let r = client
         .post(format!("{base}/api/auth/verify-otp/"))
-        .json(&serde_json::json!({ "email": "tony@stark.example", "otp": code.expect("no email in the outbox") }))
+        .json(&serde_json::json!({ "email": "tony@stark.example", "otp": code }))
         .send()
         .await
         .unwrap();
@@ -123,8 +85,55 @@ async fn serve_runs_on_embedded_defaults_and_grant_role_reaches_it() {
         .await
         .unwrap();
     assert_eq!(login["user"]["role"], "provider");
-    child.kill().unwrap();
-    child.wait().unwrap();
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_stops_serve_after_its_emails_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = stark()
+        .args(["--argon2", "test", "serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>()
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if client.get(format!("{base}/api/health/")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(up, "stark serve did not come up");
+    let r = client
+        .post(format!("{base}/api/auth/signup/"))
+        .json(&serde_json::json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "serve should exit cleanly on SIGTERM: {status:?}");
+    let log = lines.join().unwrap().join("\n");
+    assert!(log.contains("stark serve: stopped"), "{log}");
+    // The signup's email was written before the process ended.
+    let written = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .count();
+    assert_eq!(written, 1);
 }
 
 #[test]

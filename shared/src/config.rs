@@ -82,11 +82,12 @@ pub async fn create_dynamo_table(table: &str) -> anyhow::Result<()> {
 }
 
 /// The context for `stark serve` and the ops commands. With the in-process queue, the worker
-/// writing `.eml` files runs on the current runtime; its handle is returned.
+/// writing `.eml` files runs on the current runtime; the queue is returned too, to flush it
+/// before exiting.
 pub async fn local_context(
     cfg: &LocalConfig,
     clock: Arc<dyn Clock>,
-) -> anyhow::Result<(AppContext, Option<tokio::task::JoinHandle<()>>)> {
+) -> anyhow::Result<(AppContext, Option<InProcessQueue>)> {
     let stores = stores_from(cfg.store, &cfg.data_dir, cfg.table.as_deref()).await?;
     local_context_with(cfg, clock, stores).await
 }
@@ -97,13 +98,13 @@ pub async fn local_context_with(
     cfg: &LocalConfig,
     clock: Arc<dyn Clock>,
     stores: Stores,
-) -> anyhow::Result<(AppContext, Option<tokio::task::JoinHandle<()>>)> {
+) -> anyhow::Result<(AppContext, Option<InProcessQueue>)> {
     let secrets = Secrets::load_or_create(&cfg.data_dir)?;
     let (email_queue, worker): (Arc<dyn EmailQueue>, _) = match cfg.queue {
         QueueKind::InProcess => {
             let outbox = EmlOutbox::new(&cfg.data_dir.join("outbox"), cfg.mail_from.clone())?;
-            let (q, worker) = InProcessQueue::start(outbox, clock.clone());
-            (Arc::new(q), Some(worker))
+            let q = InProcessQueue::start(outbox, clock.clone());
+            (Arc::new(q.clone()), Some(q))
         }
         QueueKind::Sqs => {
             let url = cfg

@@ -69,6 +69,7 @@ pub struct TestApp {
     pub ctx: Arc<AppContext>,
     pub data_dir: PathBuf,
     storage: Option<Storage>,
+    outbox_queue: stark::adapters::inprocess_queue::InProcessQueue,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -107,7 +108,7 @@ pub async fn spawn_app_with(storage: Storage, cost: HashCost, enumeration_floor:
     let clock = Arc::new(ManualClock::new(start_time()));
     let cfg = LocalConfig { hash_cost: cost, enumeration_floor, ..LocalConfig::embedded(storage.data_dir.clone()) };
     let stores = storage.stores().unwrap();
-    let (ctx, _worker) = config::local_context_with(&cfg, clock.clone(), stores).await.unwrap();
+    let (ctx, outbox_queue) = config::local_context_with(&cfg, clock.clone(), stores).await.unwrap();
     let ctx = Arc::new(ctx);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -127,6 +128,7 @@ pub async fn spawn_app_with(storage: Storage, cost: HashCost, enumeration_floor:
         ctx,
         data_dir: storage.data_dir.clone(),
         storage: Some(storage),
+        outbox_queue: outbox_queue.expect("the API suite runs on the in-process queue"),
         stop: Some(stop),
         server: Some(server),
     }
@@ -224,22 +226,9 @@ impl TestApp {
         panic!("expected {n} email(s) to {to} in {}", self.outbox().display());
     }
 
-    /// Waits until every email queued so far is written: queues a marker job behind them
-    /// (the worker is FIFO) and waits for it. Lets a test assert that nothing was sent.
+    /// Waits until every email queued so far is written. Lets a test assert that nothing was sent.
     pub async fn flush_emails(&self) {
-        let marker = format!("flush-{}@stark.example", uuid::Uuid::new_v4().simple());
-        let job = stark::ports::EmailJob {
-            job_id: uuid::Uuid::now_v7().to_string(),
-            template: stark::ports::EmailTemplate::OtpVerification,
-            to: stark::domain::Email::parse(&marker).unwrap(),
-            locale: "en".into(),
-            vars: [("code", "000000"), ("username", "flush"), ("ttl_minutes", "10")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
-        self.ctx.email_queue.enqueue(&job).await.unwrap();
-        self.wait_for_emails(&marker, 1).await;
+        self.outbox_queue.flush().await.unwrap();
     }
 
     pub fn count_emails(&self, to: &str) -> usize {

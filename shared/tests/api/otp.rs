@@ -103,7 +103,9 @@ async fn resend_has_a_cooldown_and_an_hourly_cap() {
     let email = stark::domain::Email::parse("tony@stark.example").unwrap();
     let stored = app.ctx.stores.otps.get_otp(&email, stark::domain::OtpPurpose::Verification).await.unwrap().unwrap();
     assert_eq!(stored.created_at, crate::helpers::start_time() + chrono::Duration::seconds(60));
-    let _ = first;
+    // And the first code is dead (a one-in-a-million draw of the same code would fail here).
+    let r = app.post("/api/auth/verify-otp/", json!({ "email": "tony@stark.example", "otp": first })).await;
+    assert_eq!((r.status, r.code()), (400, "otp_invalid"));
     // Sends 3, 4 and 5 at one-minute steps; the sixth within the hour is refused.
     for n in 3..=5 {
         app.advance(60);

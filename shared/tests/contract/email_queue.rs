@@ -64,14 +64,13 @@ async fn sqs_ping_fails_for_a_missing_queue() {
 async fn in_process_queue_delivers_jobs_intact() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = EmlOutbox::new(dir.path(), "Stark <no-reply@stark.example>").unwrap();
-    let (q, worker) = InProcessQueue::start(outbox, Arc::new(SystemClock));
+    let q = InProcessQueue::start(outbox, Arc::new(SystemClock));
     q.ping().await.unwrap();
     let sent: Vec<EmailJob> = (0..3).map(job).collect();
     for j in &sent {
         q.enqueue(j).await.unwrap();
     }
-    drop(q);
-    tokio::time::timeout(Duration::from_secs(10), worker).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), q.flush()).await.unwrap().unwrap();
     let mut files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     assert_eq!(files.len(), sent.len());

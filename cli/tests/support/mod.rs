@@ -1,0 +1,88 @@
+// Running the real `stark` binary: a command without the caller's STARK_* settings, and
+// `stark serve` on a free port that is stopped when the handle drops, even when a test fails.
+// Shared by the CLI tests and the auth benchmark (through `#[path]`).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub fn stark() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_stark"));
+    for var in ["STARK_DATA_DIR", "STARK_STORE", "STARK_TABLE", "STARK_QUEUE", "STARK_EMAIL_QUEUE_URL", "STARK_ARGON2"]
+    {
+        c.env_remove(var);
+    }
+    c
+}
+
+/// `stark serve`, running.
+pub struct Served {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    pub fn outbox(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+}
+
+/// Runs `cmd` (a `stark` command with any global options) as `serve` on a free port over
+/// `data_dir`, and returns once it listens.
+pub fn serve(mut cmd: Command, data_dir: &Path) -> Served {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = cmd
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("listening on") => break,
+            Some(Ok(_)) => {}
+            _ => {
+                let _ = child.kill();
+                panic!("stark serve exited before listening");
+            }
+        }
+    }
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Served { child, base: format!("http://127.0.0.1:{port}"), data_dir: data_dir.to_path_buf() }
+}
+
+/// The code in the newest `.eml` to `to` in `outbox`, once one is there.
+pub async fn code_for(outbox: &Path, to: &str) -> String {
+    for _ in 0..250 {
+        let mut emails: Vec<PathBuf> = std::fs::read_dir(outbox)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        emails.sort();
+        for path in emails.iter().rev() {
+            let eml = std::fs::read_to_string(path).unwrap();
+            if eml.contains(&format!("\r\nTo: {to}\r\n")) {
+                let at = eml.find("code is ").expect("no code in the email") + 8;
+                return eml[at..at + 6].to_string();
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no email to {to} in {}", outbox.display());
+}
