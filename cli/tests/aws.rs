@@ -7,7 +7,7 @@ mod aws;
 mod support;
 
 use serde_json::{json, Value};
-use support::Served;
+use support::{post, signup, Served};
 
 use aws::{moto_url, unique};
 
@@ -35,12 +35,6 @@ fn create_table() -> String {
     table
 }
 
-async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new().post(format!("{base}{path}")).json(&body).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn serve_on_dynamodb_and_sqs() {
     let table = create_table();
@@ -51,19 +45,9 @@ async fn serve_on_dynamodb_and_sqs() {
     let health: Value = reqwest::get(format!("{}/api/health/", s.base)).await.unwrap().json().await.unwrap();
     assert_eq!(health, json!({ "status": "ok", "dependencies": { "store": "ok", "email_queue": "ok" } }));
 
-    let (status, body) = post(
-        &s.base,
-        "/api/auth/signup/",
-        json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony" }),
-    )
-    .await;
+    let (status, body) = signup(&s.base, "tony@stark.example", "tony").await;
     assert_eq!(status, 201, "{body}");
-    let (status, _) = post(
-        &s.base,
-        "/api/auth/signup/",
-        json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony2" }),
-    )
-    .await;
+    let (status, _) = signup(&s.base, "tony@stark.example", "tony2").await;
     assert_eq!(status, 409);
 
     // The email job is on the queue, whole.
@@ -110,19 +94,9 @@ async fn an_unreachable_queue_does_not_lose_the_signup() {
     assert_eq!(health["dependencies"]["store"], "ok");
     assert_ne!(health["dependencies"]["email_queue"], "ok");
     // The account is committed even though its email could not be queued.
-    let (status, body) = post(
-        &s.base,
-        "/api/auth/signup/",
-        json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony" }),
-    )
-    .await;
+    let (status, body) = signup(&s.base, "tony@stark.example", "tony").await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) = post(
-        &s.base,
-        "/api/auth/signup/",
-        json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony" }),
-    )
-    .await;
+    let (status, body) = signup(&s.base, "tony@stark.example", "tony").await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("email_taken")));
 }
 

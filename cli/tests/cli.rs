@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{code_for, serve, stark};
+use support::{code_for, serve, signup, stark};
 
 fn one_line_failure(args: &[&str], dir: &std::path::Path) -> String {
     let out = stark().args(args).arg("--data-dir").arg(dir).output().unwrap();
@@ -47,13 +47,7 @@ async fn serve_runs_on_embedded_defaults_and_grant_role_reaches_it() {
     let health: serde_json::Value =
         client.get(format!("{base}/api/health/")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
-    let r = client
-        .post(format!("{base}/api/auth/signup/"))
-        .json(&serde_json::json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    assert_eq!(signup(base, "tony@stark.example", "tony").await.0, 201);
     assert!(dir.path().join("stark.db").exists());
     assert!(dir.path().join("jwt-ed25519.pem").exists());
 
@@ -91,44 +85,15 @@ async fn serve_runs_on_embedded_defaults_and_grant_role_reaches_it() {
 #[tokio::test]
 async fn sigterm_stops_serve_after_its_emails_are_written() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = stark()
-        .args(["--argon2", "test", "serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.path())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let lines = std::thread::spawn(move || {
-        use std::io::BufRead;
-        std::io::BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>()
-    });
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..200 {
-        if client.get(format!("{base}/api/health/")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(up, "stark serve did not come up");
-    let r = client
-        .post(format!("{base}/api/auth/signup/"))
-        .json(&serde_json::json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man", "username": "tony" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(kill.success());
-    let status = child.wait().unwrap();
-    assert!(status.success(), "serve should exit cleanly on SIGTERM: {status:?}");
-    let log = lines.join().unwrap().join("\n");
+    let mut cmd = stark();
+    cmd.args(["--argon2", "test"]);
+    let mut served = serve(cmd, dir.path());
+    assert_eq!(signup(&served.base, "tony@stark.example", "tony").await.0, 201);
+    let (status, log) = served.terminate();
+    assert!(status.success(), "serve should exit cleanly on SIGTERM: {status:?}\n{log}");
     assert!(log.contains("stark serve: stopped"), "{log}");
     // The signup's email was written before the process ended.
-    let written = std::fs::read_dir(dir.path().join("outbox"))
+    let written = std::fs::read_dir(served.outbox())
         .unwrap()
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))

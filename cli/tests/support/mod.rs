@@ -6,7 +6,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 
 pub fn stark() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_stark"));
@@ -22,6 +23,8 @@ pub struct Served {
     child: Child,
     pub base: String,
     pub data_dir: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+    drain: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Served {
@@ -35,6 +38,35 @@ impl Served {
     pub fn outbox(&self) -> PathBuf {
         self.data_dir.join("outbox")
     }
+
+    /// Sends SIGTERM, waits for the exit, and returns it with everything written to stderr.
+    #[cfg(unix)]
+    pub fn terminate(&mut self) -> (ExitStatus, String) {
+        let kill = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(kill.success());
+        let status = self.child.wait().unwrap();
+        if let Some(d) = self.drain.take() {
+            d.join().unwrap();
+        }
+        let log = self.log.lock().unwrap().join("\n");
+        (status, log)
+    }
+}
+
+/// POSTs JSON; returns the status and the parsed body (null when empty).
+pub async fn post(base: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new().post(format!("{base}{path}")).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+pub async fn signup(base: &str, email: &str, username: &str) -> (u16, serde_json::Value) {
+    post(
+        base,
+        "/api/auth/signup/",
+        serde_json::json!({ "email": email, "password": "I-am-Iron-Man", "username": username }),
+    )
+    .await
 }
 
 /// Runs `cmd` (a `stark` command with any global options) as `serve` on a free port over
@@ -49,19 +81,34 @@ pub fn serve(mut cmd: Command, data_dir: &Path) -> Served {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let log = Arc::new(Mutex::new(Vec::new()));
     loop {
         match lines.next() {
-            Some(Ok(line)) if line.contains("listening on") => break,
-            Some(Ok(_)) => {}
+            Some(Ok(line)) if line.contains("listening on") => {
+                log.lock().unwrap().push(line);
+                break;
+            }
+            Some(Ok(line)) => log.lock().unwrap().push(line),
             _ => {
                 let _ = child.kill();
-                panic!("stark serve exited before listening");
+                panic!("stark serve exited before listening: {}", log.lock().unwrap().join("\n"));
             }
         }
     }
     // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Served { child, base: format!("http://127.0.0.1:{port}"), data_dir: data_dir.to_path_buf() }
+    let sink = log.clone();
+    let drain = std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    Served {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        data_dir: data_dir.to_path_buf(),
+        log,
+        drain: Some(drain),
+    }
 }
 
 /// The code in the newest `.eml` to `to` in `outbox`, once one is there.
