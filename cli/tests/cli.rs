@@ -87,11 +87,17 @@ async fn sigterm_stops_serve_after_its_emails_are_written() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = stark();
     cmd.args(["--argon2", "test"]);
+    cmd.env("RUST_LOG", "debug");
     let mut served = serve(cmd, dir.path());
     assert_eq!(signup(&served.base, "tony@stark.example", "tony").await.0, 201);
+    let code = code_for(&served.outbox(), "tony@stark.example").await;
     let (status, log) = served.terminate();
     assert!(status.success(), "serve should exit cleanly on SIGTERM: {status:?}\n{log}");
     assert!(log.contains("stark serve: stopped"), "{log}");
+    // The .eml is the code's only local home: at debug level the log has the email's path,
+    // and neither the code nor the password.
+    assert!(log.contains("email written to outbox"), "{log}");
+    assert!(!log.contains(&code) && !log.contains("I-am-Iron-Man"), "{log}");
     // The signup's email was written before the process ended.
     let written = std::fs::read_dir(served.outbox())
         .unwrap()

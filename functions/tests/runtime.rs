@@ -149,7 +149,7 @@ impl Function {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
             .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -311,6 +311,23 @@ async fn the_lambdas_serve_the_auth_flow() {
     let (status, headers, body) = fallback.invoke("GET", "/api/nothing/here", None, &[]).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
     assert_eq!(headers["content-language"], "en");
+    // Nothing secret reached any function's log: not the code, the password, the tokens, the
+    // pepper or the signing key. (The logs are what CloudWatch would hold.)
+    let secrets = [
+        code.to_string(),
+        "I-am-Iron-Man".to_string(),
+        session["access_token"].as_str().unwrap().to_string(),
+        session["refresh_token"].as_str().unwrap().to_string(),
+        all["OTP_PEPPER"].clone(),
+        "PRIVATE KEY".to_string(),
+    ];
+    for f in [&health, &signup, &verify, &login, &me, &fallback] {
+        let log = f.log.lock().await.clone();
+        assert!(log.contains("\"request\""), "{}: expected request log lines, got: {log}", f.name);
+        for secret in &secrets {
+            assert!(!log.contains(secret.as_str()), "{} logged a secret: {log}", f.name);
+        }
+    }
     drop((health, signup, verify, login, me, fallback));
 }
 

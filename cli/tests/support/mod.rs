@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 pub fn stark() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_stark"));
+    c.env("RUST_LOG", "warn"); // a test that reads the log asks for more
     for var in ["STARK_DATA_DIR", "STARK_STORE", "STARK_TABLE", "STARK_QUEUE", "STARK_EMAIL_QUEUE_URL", "STARK_ARGON2"]
     {
         c.env_remove(var);
@@ -76,7 +77,6 @@ pub fn serve(mut cmd: Command, data_dir: &Path) -> Served {
     let mut child = cmd
         .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(data_dir)
-        .env("RUST_LOG", "warn")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
