@@ -37,7 +37,14 @@ trap cleanup EXIT
 # --- moto_server: one per run, on a free port ------------------------------------------------
 moto_port=$(free_port)
 mkdir -p target
-.venv/bin/moto_server -H 127.0.0.1 -p "$moto_port" >target/moto.log 2>&1 &
+# moto_server's own entry point, with one change: moto handles each request on its own thread
+# and does not lock around a DynamoDB transaction (it snapshots the table, applies, and
+# restores the snapshot on failure), so a thread switch in the middle could let a losing
+# transaction undo a winning one. A long GIL switch interval makes a request's processing
+# run without preemption (threads still switch on socket I/O), which is what the concurrency
+# tests need for DynamoDB's per-request atomicity to hold.
+.venv/bin/python -c 'import sys; sys.setswitchinterval(5.0); from moto.server import main; sys.exit(main())' \
+  -H 127.0.0.1 -p "$moto_port" >target/moto.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
   if .venv/bin/python - "$moto_port" <<'PY' 2>/dev/null; then break; fi

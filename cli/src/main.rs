@@ -126,16 +126,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = cli.local_config();
     match cli.command {
         Command::Serve { addr } => {
+            // Signals first: a SIGTERM that arrives right after start must already stop us cleanly.
+            let shutdown = shutdown_signal()?;
             let (ctx, outbox_queue) = config::local_context(&cfg, Arc::new(SystemClock)).await?;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-            tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "stark serve is listening");
-            eprintln!("stark serve: listening on http://{addr} (data in {})", cfg.data_dir.display());
-            stark::local::serve(Arc::new(ctx), listener, shutdown_signal()).await?;
-            // Queued emails reach the outbox before the process ends.
+            // The bound address, not the requested one: with port 0 the OS picks it.
+            let bound = listener.local_addr()?;
+            tracing::info!(addr = %bound, data_dir = %cfg.data_dir.display(), "stark serve is listening");
+            eprintln!("stark serve: listening on http://{bound} (data in {})", cfg.data_dir.display());
+            stark::local::serve(Arc::new(ctx), listener, shutdown).await?;
+            // Every request has finished; its emails reach the outbox before the process ends.
             if let Some(queue) = outbox_queue {
-                queue.flush().await?;
+                tokio::time::timeout(std::time::Duration::from_secs(10), queue.flush())
+                    .await
+                    .map_err(|_| anyhow::anyhow!("emails were still being written after 10 s"))??;
             }
             eprintln!("stark serve: stopped");
             Ok(())
@@ -175,23 +181,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Ctrl-C, or SIGTERM from a process manager.
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C, or on SIGTERM from a process manager. The SIGTERM handler is installed
+/// now, before the server announces itself, not when the future is first polled.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| anyhow::anyhow!("cannot listen for SIGTERM: {e}"))?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = ctrl_c => {}
             _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+    })
 }
 
 fn main() {

@@ -311,24 +311,89 @@ async fn the_lambdas_serve_the_auth_flow() {
     let (status, headers, body) = fallback.invoke("GET", "/api/nothing/here", None, &[]).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
     assert_eq!(headers["content-language"], "en");
-    // Nothing secret reached any function's log: not the code, the password, the tokens, the
-    // pepper or the signing key. (The logs are what CloudWatch would hold.)
-    let secrets = [
-        code.to_string(),
+    // The session and password functions: refresh rotates, logout ends the family, and a
+    // forgotten password is reset with the emailed code.
+    let resend = Function::start("resend-otp", &env_for(&all, "resend-otp", &[])).await;
+    let session_fn = Function::start("session", &env_for(&all, "session", &[])).await;
+    let password = Function::start("password", &env_for(&all, "password", &[])).await;
+    let refresh_body = json!({ "refresh_token": session["refresh_token"] }).to_string();
+    let (status, _, refreshed) = session_fn.invoke("POST", "/api/auth/refresh/", Some(&refresh_body), &[]).await;
+    assert_eq!(status, 200, "{refreshed}");
+    let (status, _, _) = session_fn.invoke("POST", "/api/auth/refresh/", Some(&refresh_body), &[]).await;
+    assert_eq!(status, 401, "a rotated token is refused");
+    let (status, _, _) = session_fn.invoke("POST", "/api/auth/logout/", Some(&refresh_body), &[]).await;
+    assert_eq!(status, 204);
+    // The signup's code counts as a send: a resend within the minute is refused, with when.
+    let (status, headers, body) =
+        resend.invoke("POST", "/api/auth/resend-otp/", Some(r#"{"email":"tony@stark.example"}"#), &[]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("otp_resend_cooldown")), "{body}");
+    assert!(headers["retry-after"].as_str().is_some_and(|s| s.parse::<u64>().is_ok_and(|n| (1..=60).contains(&n))));
+    let (status, _, _) =
+        password.invoke("POST", "/api/auth/forgot-password/", Some(r#"{"email":"tony@stark.example"}"#), &[]).await;
+    assert_eq!(status, 202);
+    let msgs = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let jobs: Vec<Value> = msgs.messages().iter().map(|m| serde_json::from_str(m.body().unwrap()).unwrap()).collect();
+    assert_eq!(jobs.len(), 1, "only the reset code was queued: {jobs:?}");
+    assert_eq!(jobs[0]["template"], "password_reset");
+    let reset_code = jobs[0]["vars"]["code"].as_str().unwrap().to_string();
+    let reset =
+        json!({ "email": "tony@stark.example", "otp": reset_code, "new_password": "Mark-42-is-better" }).to_string();
+    let (status, _, body) = password.invoke("POST", "/api/auth/reset-password/", Some(&reset), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, _) = login
+        .invoke(
+            "POST",
+            "/api/auth/login/",
+            Some(r#"{"email":"tony@stark.example","password":"Mark-42-is-better"}"#),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // Nothing secret reached any function's log: not a code, a password, a token, the pepper
+    // or the signing key. (The logs are what CloudWatch would hold.) The processes are stopped
+    // and their pipes drained first, so no late line escapes the check.
+    let numbers = [code.to_string(), reset_code];
+    let texts = [
         "I-am-Iron-Man".to_string(),
+        "Mark-42-is-better".to_string(),
         session["access_token"].as_str().unwrap().to_string(),
         session["refresh_token"].as_str().unwrap().to_string(),
+        refreshed["refresh_token"].as_str().unwrap().to_string(),
         all["OTP_PEPPER"].clone(),
         "PRIVATE KEY".to_string(),
     ];
-    for f in [&health, &signup, &verify, &login, &me, &fallback] {
+    for mut f in [health, signup, verify, login, me, fallback, resend, session_fn, password] {
+        let _ = f.child.kill().await;
+        for d in f.drains.drain(..) {
+            d.await.unwrap();
+        }
         let log = f.log.lock().await.clone();
         assert!(log.contains("\"request\""), "{}: expected request log lines, got: {log}", f.name);
-        for secret in &secrets {
+        for secret in &texts {
             assert!(!log.contains(secret.as_str()), "{} logged a secret: {log}", f.name);
         }
+        for number in &numbers {
+            assert!(!contains_number(&log, number), "{} logged a code: {log}", f.name);
+        }
     }
-    drop((health, signup, verify, login, me, fallback));
+}
+
+/// `number` appears in `text` as a whole number, not inside a longer run of digits
+/// (timestamps and durations are full of six-digit runs).
+fn contains_number(text: &str, number: &str) -> bool {
+    text.match_indices(number).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + number.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+    })
 }
 
 #[tokio::test]

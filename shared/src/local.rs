@@ -36,12 +36,18 @@ fn from_api(resp: ApiResponse) -> hyper::Response<Full<Bytes>> {
     out
 }
 
-/// Serves every endpoint on `listener` until `shutdown` completes.
+/// How long a shutdown waits for requests in flight.
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves every endpoint on `listener` until `shutdown` completes; then stops accepting and
+/// lets the requests in flight finish (up to [`DRAIN_TIMEOUT`]), so that everything they
+/// committed has also queued its email before this returns.
 pub async fn serve(
     ctx: Arc<AppContext>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -52,26 +58,33 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => break,
         };
         let ctx = ctx.clone();
+        let service = service_fn(move |req: hyper::Request<Incoming>| {
+            let ctx = ctx.clone();
+            async move {
+                let resp = match to_api(req).await {
+                    Ok(api) => http::handle(&ctx, http::router::ALL, api).await,
+                    Err(mut resp) => {
+                        http::with_language(&mut resp);
+                        resp
+                    }
+                };
+                Ok::<_, Infallible>(from_api(resp))
+            }
+        });
+        let conn = graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
-            let service = service_fn(move |req: hyper::Request<Incoming>| {
-                let ctx = ctx.clone();
-                async move {
-                    let resp = match to_api(req).await {
-                        Ok(api) => http::handle(&ctx, http::router::ALL, api).await,
-                        Err(mut resp) => {
-                            http::with_language(&mut resp);
-                            resp
-                        }
-                    };
-                    Ok::<_, Infallible>(from_api(resp))
-                }
-            });
-            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
     }
+    drop(listener);
+    tracing::info!("shutting down: no new connections; waiting for requests in flight");
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
+    Ok(())
 }

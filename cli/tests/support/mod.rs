@@ -45,7 +45,14 @@ impl Served {
     pub fn terminate(&mut self) -> (ExitStatus, String) {
         let kill = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(kill.success());
-        let status = self.child.wait().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "stark serve did not stop within 30 s of SIGTERM");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
         if let Some(d) = self.drain.take() {
             d.join().unwrap();
         }
@@ -70,23 +77,25 @@ pub async fn signup(base: &str, email: &str, username: &str) -> (u16, serde_json
     .await
 }
 
-/// Runs `cmd` (a `stark` command with any global options) as `serve` on a free port over
-/// `data_dir`, and returns once it listens.
+/// Runs `cmd` (a `stark` command with any global options) as `serve` on a port the OS picks
+/// over `data_dir`, and returns once it listens.
 pub fn serve(mut cmd: Command, data_dir: &Path) -> Served {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = cmd
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let log = Arc::new(Mutex::new(Vec::new()));
-    loop {
+    let base = loop {
         match lines.next() {
-            Some(Ok(line)) if line.contains("listening on") => {
+            Some(Ok(line)) if line.contains("listening on ") => {
+                // "stark serve: listening on http://127.0.0.1:PORT (data in ...)"
+                let url =
+                    line.split("listening on ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
                 log.lock().unwrap().push(line);
-                break;
+                break url;
             }
             Some(Ok(line)) => log.lock().unwrap().push(line),
             _ => {
@@ -94,7 +103,7 @@ pub fn serve(mut cmd: Command, data_dir: &Path) -> Served {
                 panic!("stark serve exited before listening: {}", log.lock().unwrap().join("\n"));
             }
         }
-    }
+    };
     // Keep draining stderr so the server never blocks on a full pipe.
     let sink = log.clone();
     let drain = std::thread::spawn(move || {
@@ -102,13 +111,7 @@ pub fn serve(mut cmd: Command, data_dir: &Path) -> Served {
             sink.lock().unwrap().push(line);
         }
     });
-    Served {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        data_dir: data_dir.to_path_buf(),
-        log,
-        drain: Some(drain),
-    }
+    Served { child, base, data_dir: data_dir.to_path_buf(), log, drain: Some(drain) }
 }
 
 /// The code in the newest `.eml` to `to` in `outbox`, once one is there.

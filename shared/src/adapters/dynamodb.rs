@@ -258,6 +258,18 @@ impl DynamoStore {
                 );
         }
         req.send().await?;
+        // As in template.yaml: expired items go away by themselves (reads check `expires_at`).
+        client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(
+                aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("ttl")
+                    .build()?,
+            )
+            .send()
+            .await?;
         Ok(())
     }
 }
@@ -502,7 +514,7 @@ impl RefreshTokenStore for DynamoStore {
 
     async fn rotate(&self, old: &RefreshTokenRecord, next: &RefreshTokenRecord) -> Result<Rotation, InfraError> {
         // The conditions below decide, not the caller's copy: `rotated = false` on the old
-        // token (absent counts as rotated) and `revoked = false` on its family.
+        // token and `revoked = false` on its family.
         let mark_rotated = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(format!("REFRESH#{}", old.token_hash), "REFRESH")))
@@ -531,11 +543,18 @@ impl RefreshTokenStore for DynamoStore {
         match self.transact(items).await {
             Ok(()) => Ok(Rotation::Rotated),
             Err(e) => match failed_conditions(&e) {
-                Some(f) if f.get(1) == Some(&true) => Ok(Rotation::FamilyRevoked),
                 Some(f) if f.first() == Some(&true) => {
+                    // `rotated = false` failed: the token is gone (TTL), or rotated already.
+                    if self.get_refresh(&old.token_hash).await?.is_none() {
+                        return Ok(Rotation::NotFound);
+                    }
+                    if f.get(1) == Some(&true) {
+                        return Ok(Rotation::FamilyRevoked);
+                    }
                     self.revoke_family(&old.family_id).await?;
                     Ok(Rotation::ReuseDetected)
                 }
+                Some(f) if f.get(1) == Some(&true) => Ok(Rotation::FamilyRevoked),
                 _ => Err(e.into()),
             },
         }

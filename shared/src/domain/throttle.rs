@@ -19,8 +19,10 @@ fn retry_after(until: DateTime<Utc>, now: DateTime<Utc>) -> RetryAfter {
     RetryAfter(((ms + 999) / 1000).max(1) as u64)
 }
 
-/// The times of recent sends for one email and purpose.
+/// The times of recent sends for one email and purpose. `serde(default)`: a field added later
+/// must not make stored state unreadable.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SendWindow {
     pub sent_at: Vec<DateTime<Utc>>,
 }
@@ -61,6 +63,7 @@ impl SendWindow {
 
 /// Consecutive failed logins for one submitted email.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LoginFailures {
     pub consecutive: u32,
     pub locked_until: Option<DateTime<Utc>>,

@@ -281,6 +281,11 @@ async fn refresh_rotation_and_reuse(s: &Stores) {
     r.revoke_family("fam2").await.unwrap();
     assert_eq!(rotate(r, "k1", &refresh_rec("k2", "fam2")).await, Rotation::FamilyRevoked);
     r.revoke_family("no-such-family").await.unwrap();
+    // A token that is not (or no longer) stored is not found, on every adapter.
+    assert_eq!(
+        r.rotate(&refresh_rec("never-stored", "fam4"), &refresh_rec("n2", "fam4")).await.unwrap(),
+        Rotation::NotFound
+    );
 }
 
 async fn two_rotations_of_one_token_race_to_one_winner(s: &Stores) {
@@ -362,4 +367,8 @@ async fn dynamodb_rotation_extends_the_family_ttl() {
         .unwrap();
     let ttl: i64 = item["ttl"].as_n().unwrap().parse().unwrap();
     assert_eq!(ttl, late.expires_at.timestamp() + 86_400);
+    // And the table deletes by that attribute, as the template's does.
+    let described = client.describe_time_to_live().table_name(&table).send().await.unwrap();
+    let spec = described.time_to_live_description().unwrap();
+    assert_eq!(spec.attribute_name(), Some("ttl"));
 }
