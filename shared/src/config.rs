@@ -58,9 +58,12 @@ impl LocalConfig {
     }
 }
 
-/// The AWS SDK config from the usual environment (`AWS_REGION`, `AWS_ENDPOINT_URL*`, …).
+/// The AWS SDK config from the usual environment (`AWS_REGION`, `AWS_ENDPOINT_URL*`, …),
+/// loaded once per process on first need: every client shares it, and a process on the
+/// embedded adapters never loads it at all.
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    static SDK: tokio::sync::OnceCell<aws_config::SdkConfig> = tokio::sync::OnceCell::const_new();
+    SDK.get_or_init(|| aws_config::load_defaults(aws_config::BehaviorVersion::latest())).await.clone()
 }
 
 pub async fn stores_from(kind: StoreKind, data_dir: &std::path::Path, table: Option<&str>) -> anyhow::Result<Stores> {

@@ -15,6 +15,22 @@ pub async fn update<S, E>(
     key: &str,
     now: DateTime<Utc>,
     expires_at: impl Fn(&S) -> DateTime<Utc>,
+    step: impl FnMut(S) -> Result<S, E>,
+) -> Result<Result<Versioned<S>, E>, InfraError>
+where
+    S: Serialize + DeserializeOwned + Default,
+{
+    update_from(store, key, now, None, expires_at, step).await
+}
+
+/// As [`update`], starting from `known` (a state this caller just wrote) instead of reading
+/// it: when nobody wrote since, that saves the read.
+pub async fn update_from<S, E>(
+    store: &dyn ThrottleStore,
+    key: &str,
+    now: DateTime<Utc>,
+    mut known: Option<Versioned<S>>,
+    expires_at: impl Fn(&S) -> DateTime<Utc>,
     mut step: impl FnMut(S) -> Result<S, E>,
 ) -> Result<Result<Versioned<S>, E>, InfraError>
 where
@@ -26,10 +42,12 @@ where
             let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=(2u64 << race.min(6)));
             tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
         }
-        let current = store.load(key, now).await?;
-        let (state, version) = match current {
-            None => (S::default(), None),
-            Some(v) => (decode(key, &v.value)?, Some(v.version)),
+        let (state, version) = match known.take() {
+            Some(v) => (v.value, Some(v.version)),
+            None => match store.load(key, now).await? {
+                None => (S::default(), None),
+                Some(v) => (decode(key, &v.value)?, Some(v.version)),
+            },
         };
         let next = match step(state) {
             Ok(next) => next,

@@ -51,13 +51,11 @@ pub async fn login(ctx: &AppContext, email: &Email, password: &Password) -> Resu
             }
         }
     };
-    // Clear the count over the version just written; only a concurrent attempt in between
-    // makes this a read-modify-write.
-    let cleared = LoginFailures::default();
-    let json = serde_json::to_string(&cleared).map_err(anyhow::Error::from)?;
-    if !throttle_store.store(&key, &json, Some(counted.version), expires(&cleared)).await? {
-        throttle::update(throttle_store, &key, now, expires, |_| Ok::<_, ()>(LoginFailures::default())).await?.ok();
-    }
+    // Clear the count, starting from the version just written: no read unless another attempt
+    // wrote in between.
+    throttle::update_from(throttle_store, &key, now, Some(counted), expires, |_| Ok::<_, ()>(LoginFailures::default()))
+        .await?
+        .ok();
     if !user.email_verified {
         return Err(LoginError::EmailNotVerified);
     }
