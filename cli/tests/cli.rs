@@ -1,6 +1,8 @@
 //! The `stark` binary as an operator runs it: bad input is one line and a non-zero exit,
 //! `admin grant-role` changes the role in the store that `serve` uses, and `serve` answers.
 
+#[path = "../../shared/tests/support/logs.rs"]
+mod logs;
 mod support;
 
 use support::{code_for, serve, signup, stark};
@@ -153,18 +155,8 @@ async fn sigterm_lets_requests_in_flight_finish_and_writes_their_emails() {
     assert!(!log.contains("I-am-Iron-Man"), "{log}");
     for eml in &emails {
         let at = eml.find("code is ").unwrap() + 8;
-        assert!(!contains_number(&log, &eml[at..at + 6]), "a code reached the log: {log}");
+        assert!(!logs::contains_number(&log, &eml[at..at + 6]), "a code reached the log: {log}");
     }
-}
-
-/// `number` appears in `text` as a whole number, not as part of a longer run of digits
-/// (timestamps and durations are full of six-digit runs).
-fn contains_number(text: &str, number: &str) -> bool {
-    text.match_indices(number).any(|(i, _)| {
-        let before = text[..i].chars().next_back();
-        let after = text[i + number.len()..].chars().next();
-        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
-    })
 }
 
 #[test]

@@ -5,6 +5,8 @@
 
 #[path = "../../shared/tests/support/aws.rs"]
 mod aws;
+#[path = "../../shared/tests/support/logs.rs"]
+mod logs;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -365,7 +367,7 @@ async fn the_lambdas_serve_the_auth_flow() {
             assert!(!log.contains(secret.as_str()), "{} logged a secret: {log}", f.name);
         }
         for number in &numbers {
-            assert!(!contains_number(&log, number), "{} logged a code: {log}", f.name);
+            assert!(!logs::contains_number(&log, number), "{} logged a code: {log}", f.name);
         }
     }
 }
@@ -380,16 +382,6 @@ async fn take_jobs(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<Value> {
         sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
     }
     jobs
-}
-
-/// `number` appears in `text` as a whole number, not inside a longer run of digits
-/// (timestamps and durations are full of six-digit runs).
-fn contains_number(text: &str, number: &str) -> bool {
-    text.match_indices(number).any(|(i, _)| {
-        let before = text[..i].chars().next_back();
-        let after = text[i + number.len()..].chars().next();
-        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
-    })
 }
 
 #[tokio::test]
