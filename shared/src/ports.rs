@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::domain::{Email, OtpPurpose, OtpRecord, PasswordHash, Role, User};
+use crate::domain::{
+    Email, OtpPurpose, OtpRecord, PasswordHash, Payment, Plan, Product, ProductId, Role, Subscription, User, WalletTxn,
+};
 
 /// Infrastructure failure: the store or queue could not answer. Never shown to a client.
 pub type InfraError = anyhow::Error;
@@ -130,11 +132,191 @@ pub trait RefreshTokenStore: Send + Sync {
     async fn revoke_family(&self, family_id: &str) -> Result<(), InfraError>;
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogWriteError {
+    /// The product (or plan) id is taken.
+    #[error("already exists")]
+    Exists,
+    /// The product does not exist.
+    #[error("no such product")]
+    NotFound,
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    /// Creates a product with its plans in one atomic write; `Exists` when the id is taken.
+    async fn create_product(&self, product: &Product) -> Result<(), CatalogWriteError>;
+    /// Replaces the product's own fields (not its plans) if its stored version is still
+    /// `expected`, raising the version. False on a lost race or a missing product.
+    async fn update_product(&self, product: &Product, expected: u64) -> Result<bool, InfraError>;
+    /// `NotFound` without the product, `Exists` when the plan id is taken.
+    async fn add_plan(&self, product_id: &ProductId, plan: &Plan) -> Result<(), CatalogWriteError>;
+    /// Writes the product and its plans whatever is stored (ops: `stark catalog load`).
+    /// Plans stored but not given are kept.
+    async fn upsert_product(&self, product: &Product) -> Result<(), InfraError>;
+    /// The product with its plans sorted (`Product::sort_plans`), in any status.
+    async fn product(&self, id: &ProductId) -> Result<Option<Product>, InfraError>;
+    /// Every product with its plans, in any status, by id.
+    async fn list_products(&self) -> Result<Vec<Product>, InfraError>;
+}
+
+/// What a purchase or a trial needs to know about one user and one product, read together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountState {
+    /// The subscription holding the user's live slot for the product, if any.
+    pub live: Option<Subscription>,
+    pub trial_used: bool,
+    pub balance_minor: i64,
+}
+
+/// How a commit changes the user's one live slot for a product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveSlot {
+    /// Take the slot for the commit's subscription; fails if it is held.
+    Claim,
+    /// Free the slot; fails unless the commit's subscription holds it.
+    Release,
+}
+
+/// A stored answer for an Idempotency-Key: what to replay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredResponse {
+    pub status: u16,
+    /// The body without its localized `message`, which is added in the replay's language.
+    pub body: serde_json::Value,
+    pub message_key: Option<String>,
+}
+
+/// Marks a claimed Idempotency-Key done with the response to replay. Conditional on the
+/// claim still being ours (`token`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyCompletion {
+    pub key: String,
+    pub token: String,
+    pub response: StoredResponse,
+}
+
+/// Every write of one business change, applied all together or not at all:
+/// `TransactWriteItems` on DynamoDB, one transaction on SQLite. Each part carries its
+/// condition; a failed condition aborts the whole commit with [`CommitError::Conflict`].
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    /// The subscription, with the version it was read at (None: it must be new).
+    pub subscription: Option<(Subscription, Option<u64>)>,
+    /// Changes the live slot of the commit's subscription (which must be set).
+    pub live: Option<LiveSlot>,
+    /// Marks the trial of the commit's subscription's product used; fails if it was.
+    pub trial: bool,
+    /// Applies a wallet change: a debit fails when the balance is short, a credit when it
+    /// would pass `MAX_BALANCE_MINOR`.
+    pub wallet: Option<WalletTxn>,
+    pub payment: Option<Payment>,
+    /// Completes the user's claimed Idempotency-Key (the user is the subscription's, or the
+    /// wallet's).
+    pub idempotency: Option<(String, IdempotencyCompletion)>,
+    /// Email jobs, relayed to the queue after the commit (see `app::outbox`).
+    pub outbox: Vec<OutboxEntry>,
+}
+
+/// Which condition stopped a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// The subscription changed since it was read, or the live slot is taken (or not ours).
+    Subscription,
+    TrialUsed,
+    Funds,
+    /// The Idempotency-Key claim is no longer ours.
+    Idempotency,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+/// A claim on an Idempotency-Key, taken before the request runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    pub user_id: String,
+    pub key: String,
+    /// SHA-256 of the endpoint and the parsed body.
+    pub request_hash: String,
+    /// Identifies this claim, so only its holder completes or releases it.
+    pub token: String,
+    /// A claim whose holder died is taken over after this.
+    pub lock_until: DateTime<Utc>,
+    /// Kept this long (24 h).
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub request_hash: String,
+    /// None while the first request is running.
+    pub response: Option<StoredResponse>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    Claimed,
+    /// A live record exists: its hash, and its response once done.
+    Existing(IdempotencyRecord),
+}
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Takes the key unless a live record holds it (one not past `expires_at`, and not a
+    /// running claim past `lock_until`).
+    async fn claim_idempotency(&self, claim: &IdempotencyClaim, now: DateTime<Utc>)
+        -> Result<ClaimOutcome, InfraError>;
+    /// Stores the response of a request that wrote nothing else (402, 404, 409…).
+    async fn complete_idempotency(&self, user_id: &str, c: &IdempotencyCompletion) -> Result<bool, InfraError>;
+    /// Drops our claim (the request failed on our side and may be retried).
+    async fn release_idempotency(&self, user_id: &str, key: &str, token: &str) -> Result<(), InfraError>;
+}
+
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
+    async fn account_state(&self, user_id: &str, product_id: &ProductId) -> Result<AccountState, InfraError>;
+    async fn subscription(&self, user_id: &str, subscription_id: &str) -> Result<Option<Subscription>, InfraError>;
+    /// The user's subscriptions, every status, newest first.
+    async fn user_subscriptions(&self, user_id: &str) -> Result<Vec<Subscription>, InfraError>;
+    /// A product's subscriptions, every status, newest first.
+    async fn product_subscriptions(&self, product_id: &ProductId) -> Result<Vec<Subscription>, InfraError>;
+    /// The balance and the latest `limit` transactions, newest first.
+    async fn wallet(&self, user_id: &str, limit: usize) -> Result<(i64, Vec<WalletTxn>), InfraError>;
+    /// The user's payments, newest first.
+    async fn payments(&self, user_id: &str) -> Result<Vec<Payment>, InfraError>;
+    async fn commit(&self, commit: &Commit) -> Result<(), CommitError>;
+}
+
+/// An email job written with the change that caused it, waiting to be relayed to the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub created_at: DateTime<Utc>,
+    pub job: EmailJob,
+}
+
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Entries written before `before`, oldest first, at most `limit`.
+    async fn pending_outbox(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxEntry>, InfraError>;
+    /// Removes a relayed entry; an entry already gone is fine.
+    async fn delete_outbox(&self, entry: &OutboxEntry) -> Result<(), InfraError>;
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EmailTemplate {
     OtpVerification,
     PasswordReset,
+    PaymentConfirmation,
+    TrialStarted,
 }
 
 impl EmailTemplate {
@@ -142,6 +324,8 @@ impl EmailTemplate {
         match self {
             EmailTemplate::OtpVerification => "otp_verification",
             EmailTemplate::PasswordReset => "password_reset",
+            EmailTemplate::PaymentConfirmation => "payment_confirmation",
+            EmailTemplate::TrialStarted => "trial_started",
         }
     }
 }

@@ -13,6 +13,8 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
+mod commerce;
+
 use crate::domain::{Email, OtpPurpose, OtpRecord, PasswordHash, Role, User, Username};
 use crate::ports::*;
 
@@ -32,8 +34,13 @@ fn n(v: impl ToString) -> AV {
     AV::N(v.to_string())
 }
 
+/// Fixed width, so timestamps compare and sort as strings.
+fn ts_string(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 fn ts(t: DateTime<Utc>) -> AV {
-    AV::S(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    AV::S(ts_string(t))
 }
 
 /// The `ttl` attribute: epoch seconds, a day after the item stops mattering.

@@ -33,6 +33,22 @@ pub fn render(job: &EmailJob) -> anyhow::Result<(String, String, String)> {
                 format!("It expires in {} minutes. If you did not ask for it, ignore this email.", var("ttl_minutes")?),
             ],
         ),
+        EmailTemplate::PaymentConfirmation => (
+            format!("Payment received: {}", var("product")?),
+            vec![
+                format!("Hello {},", var("username")?),
+                format!("We received your payment of {} for {} ({}).", var("amount")?, var("product")?, var("plan")?),
+                format!("Your subscription runs until {}. Payment reference: {}.", var("period_end")?, var("payment_id")?),
+            ],
+        ),
+        EmailTemplate::TrialStarted => (
+            format!("Your {} trial has started", var("product")?),
+            vec![
+                format!("Hello {},", var("username")?),
+                format!("Your free trial of {} ({}) has started.", var("product")?, var("plan")?),
+                format!("It lasts {} days, until {}.", var("days")?, var("trial_end")?),
+            ],
+        ),
     };
     let text = format!("{}\n\n-- \nStark Industries support: support@stark.example\n", lines.join("\n\n"));
     let html = format!(

@@ -11,19 +11,36 @@ pub struct Stores {
     pub otps: Arc<dyn OtpStore>,
     pub throttle: Arc<dyn ThrottleStore>,
     pub refresh_tokens: Arc<dyn RefreshTokenStore>,
+    pub catalog: Arc<dyn CatalogStore>,
+    pub subscriptions: Arc<dyn SubscriptionStore>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub outbox: Arc<dyn OutboxStore>,
     pub ping: Arc<dyn StorePing>,
 }
 
 impl Stores {
     pub fn from_adapter<S>(adapter: Arc<S>) -> Self
     where
-        S: UserStore + OtpStore + ThrottleStore + RefreshTokenStore + StorePing + 'static,
+        S: UserStore
+            + OtpStore
+            + ThrottleStore
+            + RefreshTokenStore
+            + CatalogStore
+            + SubscriptionStore
+            + IdempotencyStore
+            + OutboxStore
+            + StorePing
+            + 'static,
     {
         Stores {
             users: adapter.clone(),
             otps: adapter.clone(),
             throttle: adapter.clone(),
             refresh_tokens: adapter.clone(),
+            catalog: adapter.clone(),
+            subscriptions: adapter.clone(),
+            idempotency: adapter.clone(),
+            outbox: adapter.clone(),
             ping: adapter,
         }
     }

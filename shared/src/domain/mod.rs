@@ -1,17 +1,26 @@
 //! Pure types and rules. No I/O, no AWS types.
 
+mod catalog;
 mod email;
+mod money;
 mod otp;
 mod password;
 mod role;
+mod subscription;
 pub mod throttle;
 mod user;
 mod username;
 
+pub use catalog::{
+    InvalidId, Period, Plan, PlanId, Product, ProductId, ProductStatus, TextTranslation, CATALOG_LANGUAGES, MAX_PERIOD_DAYS,
+    MAX_TRIAL_DAYS,
+};
 pub use email::{Email, InvalidEmail};
+pub use money::{Currency, Money, MAX_BALANCE_MINOR, MAX_CREDIT_MINOR, MAX_PRICE_MINOR};
 pub use otp::{mac_matches, otp_mac, InvalidOtp, OtpCode, OtpPurpose, OtpRecord, OTP_MAX_WRONG_TRIES, OTP_TTL_MINUTES};
 pub use password::{InvalidPassword, Password};
 pub use role::Role;
+pub use subscription::{upgrade_charge, Payment, SubStatus, Subscription, TxnKind, WalletTxn};
 pub use user::{PasswordHash, User, UserView};
 pub use username::{InvalidUsername, Username};
 
