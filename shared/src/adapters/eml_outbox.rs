@@ -38,7 +38,11 @@ pub fn render(job: &EmailJob) -> anyhow::Result<(String, String, String)> {
             vec![
                 format!("Hello {},", var("username")?),
                 format!("We received your payment of {} for {} ({}).", var("amount")?, var("product")?, var("plan")?),
-                format!("Your subscription runs until {}. Payment reference: {}.", var("period_end")?, var("payment_id")?),
+                format!(
+                    "Your subscription runs until {}. Payment reference: {}.",
+                    var("period_end")?,
+                    var("payment_id")?
+                ),
             ],
         ),
         EmailTemplate::TrialStarted => (

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use crate::app::{outbox, AppContext};
 use crate::domain::{
-    upgrade_charge, Email, Money, Payment, Plan, PlanId, Product, ProductId, SubStatus, Subscription, TxnKind,
-    User, WalletTxn, MAX_BALANCE_MINOR,
+    upgrade_charge, Email, Money, Payment, Plan, PlanId, Product, ProductId, SubStatus, Subscription, TxnKind, User,
+    WalletTxn, MAX_BALANCE_MINOR,
 };
 use crate::ports::{
     Commit, CommitError, Conflict, EmailJob, EmailTemplate, IdempotencyCompletion, InfraError, LiveSlot, StoredResponse,
@@ -272,10 +272,7 @@ pub async fn purchase(
         let now = ctx.clock.now();
         let new = state.live.is_none();
         let d = decide(&user, &product, plan, state.live, now)?;
-        let mut c = Commit {
-            live: new.then_some(LiveSlot::Claim),
-            ..Commit::default()
-        };
+        let mut c = Commit { live: new.then_some(LiveSlot::Claim), ..Commit::default() };
         let outcome = match d.charge {
             Some(amount) => {
                 if amount > state.balance_minor {
@@ -319,7 +316,8 @@ pub async fn purchase(
         };
         c.subscription = Some((d.sub, d.expected));
         if let Some(t) = ticket {
-            let done = IdempotencyCompletion { key: t.key.clone(), token: t.token.clone(), response: respond(&outcome) };
+            let done =
+                IdempotencyCompletion { key: t.key.clone(), token: t.token.clone(), response: respond(&outcome) };
             c.idempotency = Some((user.id.clone(), done));
         }
         match commit(ctx, &c).await? {

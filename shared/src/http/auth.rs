@@ -12,6 +12,12 @@ pub struct AuthUser {
     pub role: Role,
 }
 
+impl AuthUser {
+    pub fn caller(self) -> crate::app::catalog::Caller {
+        crate::app::catalog::Caller { user_id: self.user_id, role: self.role }
+    }
+}
+
 pub fn authenticate(ctx: &AppContext, headers: &HeaderMap) -> Result<AuthUser, ApiError> {
     let value =
         headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unauthorized)?;

@@ -15,6 +15,8 @@ pub enum ApiError {
         status: StatusCode,
         code: &'static str,
         retry_after: Option<u64>,
+        /// A field to name in `fields`, for a code that is about one field.
+        field: Option<(&'static str, &'static str)>,
     },
     MethodNotAllowed(Vec<Method>),
     /// A bug or a dependency that failed: 500, logged with its cause chain, nothing shown.
@@ -23,11 +25,16 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn client(status: StatusCode, code: &'static str) -> Self {
-        ApiError::Client { status, code, retry_after: None }
+        ApiError::Client { status, code, retry_after: None, field: None }
+    }
+
+    /// A 4xx about one field: the envelope names it in `fields` too.
+    pub fn client_field(status: StatusCode, code: &'static str, field: &'static str, problem: &'static str) -> Self {
+        ApiError::Client { status, code, retry_after: None, field: Some((field, problem)) }
     }
 
     pub fn too_many(code: &'static str, retry_after: u64) -> Self {
-        ApiError::Client { status: StatusCode::TOO_MANY_REQUESTS, code, retry_after: Some(retry_after) }
+        ApiError::Client { status: StatusCode::TOO_MANY_REQUESTS, code, retry_after: Some(retry_after), field: None }
     }
 
     pub fn unauthorized() -> Self {
@@ -41,7 +48,9 @@ impl ApiError {
     pub fn into_response(self) -> ApiResponse {
         let (status, code, fields, retry_after, allow) = match self {
             ApiError::Validation(f) => (StatusCode::BAD_REQUEST, "validation_error", Some(f), None, None),
-            ApiError::Client { status, code, retry_after } => (status, code, None, retry_after, None),
+            ApiError::Client { status, code, retry_after, field } => {
+                (status, code, field.map(|(f, p)| BTreeMap::from([(f.to_string(), p)])), retry_after, None)
+            }
             ApiError::MethodNotAllowed(m) => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None, None, Some(m))
             }

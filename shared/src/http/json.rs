@@ -25,12 +25,117 @@ pub fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
 /// Collects field problems while fields are read.
 pub struct Fields<'a> {
     body: &'a Map<String, Value>,
+    /// Prepended to field names: `plans[0].` for a nested object.
+    prefix: String,
     problems: BTreeMap<String, &'static str>,
 }
 
 impl<'a> Fields<'a> {
     pub fn new(body: &'a Map<String, Value>) -> Self {
-        Fields { body, problems: BTreeMap::new() }
+        Fields { body, prefix: String::new(), problems: BTreeMap::new() }
+    }
+
+    /// Fields of an object nested at `path` (problems are named `path.field`).
+    pub fn nested(body: &'a Map<String, Value>, path: &str) -> Self {
+        let prefix = if path.is_empty() { String::new() } else { format!("{path}.") };
+        Fields { body, prefix, problems: BTreeMap::new() }
+    }
+
+    /// The full name of a field, for problems.
+    pub fn path(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Records a problem with a field.
+    pub fn problem(&mut self, name: &str, key: &'static str) {
+        self.problems.insert(self.path(name), key);
+    }
+
+    /// Takes over the problems of a nested object's fields.
+    pub fn absorb(&mut self, nested: Fields<'_>) {
+        self.problems.extend(nested.problems);
+    }
+
+    /// The raw value, when present and not null.
+    pub fn raw(&self, name: &str) -> Option<&'a Value> {
+        self.body.get(name).filter(|v| !v.is_null())
+    }
+
+    pub fn has_problems(&self) -> bool {
+        !self.problems.is_empty()
+    }
+
+    /// An optional string field, parsed with `parse` when present.
+    pub fn optional<T, E>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+        problem: impl FnOnce(E) -> &'static str,
+    ) -> Option<T> {
+        if self.raw(name).is_none() {
+            return None;
+        }
+        self.required(name, parse, problem)
+    }
+
+    /// A text of `min..=max` characters (trimmed); `problem` when it is not.
+    pub fn text(
+        &mut self,
+        name: &str,
+        required: bool,
+        min: usize,
+        max: usize,
+        problem: &'static str,
+    ) -> Option<String> {
+        let check = |s: &str| {
+            let t = s.trim();
+            if (min..=max).contains(&t.chars().count()) {
+                Ok(t.to_string())
+            } else {
+                Err(())
+            }
+        };
+        if required {
+            self.required(name, check, |_| problem)
+        } else {
+            self.optional(name, check, |_| problem)
+        }
+    }
+
+    /// A whole number in `range`; floats, strings and numbers out of range are `problem`.
+    pub fn integer(
+        &mut self,
+        name: &str,
+        required: bool,
+        range: std::ops::RangeInclusive<i64>,
+        problem: &'static str,
+    ) -> Option<i64> {
+        match self.raw(name) {
+            None => {
+                if required {
+                    self.problem(name, "field.required");
+                }
+                None
+            }
+            Some(v) => match v.as_i64().filter(|n| range.contains(n)) {
+                Some(n) => Some(n),
+                None => {
+                    self.problem(name, problem);
+                    None
+                }
+            },
+        }
+    }
+
+    pub fn boolean(&mut self, name: &str) -> Option<bool> {
+        match self.raw(name) {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                self.problem(name, "field.boolean");
+                None
+            }
+        }
     }
 
     /// A required string field, parsed with `parse`; `problem` names what is wrong.
@@ -42,18 +147,18 @@ impl<'a> Fields<'a> {
     ) -> Option<T> {
         match self.body.get(name) {
             None | Some(Value::Null) => {
-                self.problems.insert(name.to_string(), "field.required");
+                self.problem(name, "field.required");
                 None
             }
             Some(Value::String(s)) => match parse(s) {
                 Ok(v) => Some(v),
                 Err(e) => {
-                    self.problems.insert(name.to_string(), problem(e));
+                    self.problem(name, problem(e));
                     None
                 }
             },
             Some(_) => {
-                self.problems.insert(name.to_string(), "field.string");
+                self.problem(name, "field.string");
                 None
             }
         }

@@ -3,7 +3,7 @@
 
 pub mod auth;
 mod error;
-mod handlers;
+pub mod handlers;
 pub mod json;
 pub mod messages;
 pub mod router;
@@ -93,6 +93,11 @@ pub async fn handle(ctx: &AppContext, served: &[Endpoint], req: ApiRequest) -> A
         "request"
     );
     resp
+}
+
+/// The language of the answer's texts. English until the language negotiation lands.
+pub fn language(_req: &ApiRequest) -> &'static str {
+    "en"
 }
 
 /// Headers every response carries, errors included. Placeholder for the language layer:

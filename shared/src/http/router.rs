@@ -17,6 +17,19 @@ pub enum Endpoint {
     Me,
     ForgotPassword,
     ResetPassword,
+    ListProducts,
+    GetProduct,
+    CreateProduct,
+    UpdateProduct,
+    AddPlan,
+    Subscribers,
+    StartTrial,
+    Purchase,
+    MySubscriptions,
+    CancelSubscription,
+    Wallet,
+    GrantRole,
+    CreditWallet,
 }
 
 /// What an endpoint needs from its deployment, checked when a Lambda starts so that a
@@ -51,6 +64,10 @@ impl Endpoint {
             Me => Needs { verifying_key: true, ..Needs::default() },
             VerifyOtp | ResetPassword => Needs { otp_pepper: true, ..Needs::default() },
             Signup | ResendOtp | ForgotPassword => Needs { otp_pepper: true, email_queue: true, ..Needs::default() },
+            ListProducts | GetProduct => Needs::default(),
+            StartTrial | Purchase => Needs { verifying_key: true, email_queue: true, ..Needs::default() },
+            CreateProduct | UpdateProduct | AddPlan | Subscribers | MySubscriptions | CancelSubscription | Wallet
+            | GrantRole | CreditWallet => Needs { verifying_key: true, ..Needs::default() },
         }
     }
 }
@@ -67,6 +84,19 @@ pub const ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::GET, "/api/auth/me", Endpoint::Me),
     (Method::POST, "/api/auth/forgot-password", Endpoint::ForgotPassword),
     (Method::POST, "/api/auth/reset-password", Endpoint::ResetPassword),
+    (Method::GET, "/api/services/products", Endpoint::ListProducts),
+    (Method::POST, "/api/services/products", Endpoint::CreateProduct),
+    (Method::GET, "/api/services/products/{product_id}", Endpoint::GetProduct),
+    (Method::PATCH, "/api/services/products/{product_id}", Endpoint::UpdateProduct),
+    (Method::POST, "/api/services/products/{product_id}/plans", Endpoint::AddPlan),
+    (Method::GET, "/api/services/products/{product_id}/subscribers", Endpoint::Subscribers),
+    (Method::POST, "/api/services/start-trial", Endpoint::StartTrial),
+    (Method::POST, "/api/services/purchase", Endpoint::Purchase),
+    (Method::GET, "/api/services/my-subscriptions", Endpoint::MySubscriptions),
+    (Method::POST, "/api/services/subscriptions/{subscription_id}/cancel", Endpoint::CancelSubscription),
+    (Method::GET, "/api/services/wallet", Endpoint::Wallet),
+    (Method::POST, "/api/admin/users/role", Endpoint::GrantRole),
+    (Method::POST, "/api/admin/wallet/credit", Endpoint::CreditWallet),
 ];
 
 pub const ALL: &[Endpoint] = &[
@@ -80,6 +110,19 @@ pub const ALL: &[Endpoint] = &[
     Endpoint::Me,
     Endpoint::ForgotPassword,
     Endpoint::ResetPassword,
+    Endpoint::ListProducts,
+    Endpoint::GetProduct,
+    Endpoint::CreateProduct,
+    Endpoint::UpdateProduct,
+    Endpoint::AddPlan,
+    Endpoint::Subscribers,
+    Endpoint::StartTrial,
+    Endpoint::Purchase,
+    Endpoint::MySubscriptions,
+    Endpoint::CancelSubscription,
+    Endpoint::Wallet,
+    Endpoint::GrantRole,
+    Endpoint::CreditWallet,
 ];
 
 /// Values captured by `{name}` segments.
@@ -183,6 +226,17 @@ pub mod lambdas {
     pub const ME: &[Endpoint] = &[Endpoint::Me];
     pub const PASSWORD: &[Endpoint] = &[Endpoint::ForgotPassword, Endpoint::ResetPassword];
     pub const HEALTH: &[Endpoint] = &[Endpoint::Health];
+    /// Reading the catalog needs no key at all.
+    pub const PRODUCTS: &[Endpoint] = &[Endpoint::ListProducts, Endpoint::GetProduct];
+    /// Writing the catalog, and the owner's view of its subscribers.
+    pub const CATALOG: &[Endpoint] =
+        &[Endpoint::CreateProduct, Endpoint::UpdateProduct, Endpoint::AddPlan, Endpoint::Subscribers];
+    pub const START_TRIAL: &[Endpoint] = &[Endpoint::StartTrial];
+    pub const PURCHASE: &[Endpoint] = &[Endpoint::Purchase];
+    pub const MY_SUBSCRIPTIONS: &[Endpoint] = &[Endpoint::MySubscriptions];
+    pub const SUBSCRIPTIONS: &[Endpoint] = &[Endpoint::CancelSubscription];
+    pub const WALLET: &[Endpoint] = &[Endpoint::Wallet];
+    pub const ADMIN: &[Endpoint] = &[Endpoint::GrantRole, Endpoint::CreditWallet];
     /// API Gateway's `$default` route: whatever no other route takes. It serves no endpoint
     /// and answers with the contract's 404 or 405 envelope instead of API Gateway's own.
     pub const FALLBACK: &[Endpoint] = &[];
@@ -197,6 +251,14 @@ pub mod lambdas {
         ("me", ME),
         ("password", PASSWORD),
         ("health", HEALTH),
+        ("products", PRODUCTS),
+        ("catalog", CATALOG),
+        ("start-trial", START_TRIAL),
+        ("purchase", PURCHASE),
+        ("my-subscriptions", MY_SUBSCRIPTIONS),
+        ("subscriptions", SUBSCRIPTIONS),
+        ("wallet", WALLET),
+        ("admin", ADMIN),
         ("fallback", FALLBACK),
     ];
 }

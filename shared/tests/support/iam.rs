@@ -87,6 +87,20 @@ fn touches(ctx: &BeforeSerializationInterceptorContextRef<'_>) -> Result<Vec<(&'
     if let Some(i) = input.downcast_ref::<delete_item::DeleteItemInput>() {
         return Ok(vec![("dynamodb:DeleteItem", pk(i.key.as_ref()))]);
     }
+    if let Some(i) = input.downcast_ref::<query::QueryInput>() {
+        // The adapter always binds the partition key (of the table or the index) to `:pk`.
+        let key = i.expression_attribute_values.as_ref().and_then(|v| v.get(":pk")).and_then(|v| v.as_s().ok());
+        return Ok(vec![("dynamodb:Query", key.cloned())]);
+    }
+    if let Some(i) = input.downcast_ref::<batch_get_item::BatchGetItemInput>() {
+        return Ok(i
+            .request_items
+            .iter()
+            .flat_map(|m| m.values())
+            .flat_map(|k| k.keys().iter())
+            .map(|k| ("dynamodb:BatchGetItem", pk(Some(k))))
+            .collect());
+    }
     if input.downcast_ref::<describe_table::DescribeTableInput>().is_some() {
         return Ok(vec![("dynamodb:DescribeTable", None)]);
     }
@@ -188,4 +202,8 @@ fn the_template_policies_are_read() {
     assert!(!check.allowed("me", "dynamodb:GetItem", Some("REFRESH#x")));
     assert!(!check.allowed("me", "dynamodb:PutItem", Some("USER#1")));
     assert!(check.allowed("health", "dynamodb:DescribeTable", None));
+    assert!(check.allowed("products", "dynamodb:Query", Some("CATALOG")));
+    assert!(!check.allowed("products", "dynamodb:Query", Some("USER#1")));
+    assert!(check.allowed("purchase", "dynamodb:UpdateItem", Some("IDEM#u#k")));
+    assert!(!check.allowed("start-trial", "dynamodb:UpdateItem", Some("IDEM#u#k")));
 }

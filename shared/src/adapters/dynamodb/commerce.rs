@@ -10,9 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 
-use super::{
-    failed_conditions, get_n, get_s, key, n, s, ts, ttl, unless_condition_failed, user_pk, DynamoStore, Item,
-};
+use super::{failed_conditions, get_n, get_s, key, n, s, ts, ttl, unless_condition_failed, user_pk, DynamoStore, Item};
 use crate::domain::{Plan, Product, ProductId, Subscription, TxnKind, MAX_BALANCE_MINOR};
 use crate::ports::*;
 
@@ -142,7 +140,13 @@ impl DynamoStore {
         }
     }
 
-    fn update(&self, key: Item, expr: &str, cond: Option<&str>, values: Vec<(&str, AV)>) -> anyhow::Result<TransactWriteItem> {
+    fn update(
+        &self,
+        key: Item,
+        expr: &str,
+        cond: Option<&str>,
+        values: Vec<(&str, AV)>,
+    ) -> anyhow::Result<TransactWriteItem> {
         let mut u = Update::builder().table_name(&self.table).set_key(Some(key)).update_expression(expr);
         if let Some(c) = cond {
             u = u.condition_expression(c);
@@ -188,7 +192,8 @@ impl CatalogStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key(product_pk(product_id.as_str()), "PRODUCT")))
             .condition_expression("attribute_exists(PK)")
-            .build().map_err(anyhow::Error::from)?;
+            .build()
+            .map_err(anyhow::Error::from)?;
         let items = vec![
             TransactWriteItem::builder().condition_check(check).build(),
             self.put(plan_item(product_id, plan)?, Some("attribute_not_exists(PK)"))?,
@@ -298,7 +303,8 @@ impl SubscriptionStore for DynamoStore {
                         .set_item(Some(item))
                         .condition_expression("version = :v")
                         .expression_attribute_values(":v", n(*v))
-                        .build().map_err(anyhow::Error::from)?;
+                        .build()
+                        .map_err(anyhow::Error::from)?;
                     (TransactWriteItem::builder().put(p).build(), Some(Conflict::Subscription))
                 }
             });
@@ -316,7 +322,8 @@ impl SubscriptionStore for DynamoStore {
                         .set_key(Some(key(pk.clone(), format!("LIVE#{}", sub.product_id))))
                         .condition_expression("subscription_id = :id")
                         .expression_attribute_values(":id", s(&sub.subscription_id))
-                        .build().map_err(anyhow::Error::from)?;
+                        .build()
+                        .map_err(anyhow::Error::from)?;
                     items.push((TransactWriteItem::builder().delete(d).build(), Some(Conflict::Subscription)));
                 }
             }

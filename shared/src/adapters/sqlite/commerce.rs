@@ -161,8 +161,9 @@ impl CatalogStore for SqliteStore {
         let outcome = self
             .run(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let exists =
-                    tx.query_row("SELECT 1 FROM products WHERE product_id = ?1", [id.as_str()], |_| Ok(())).optional()?;
+                let exists = tx
+                    .query_row("SELECT 1 FROM products WHERE product_id = ?1", [id.as_str()], |_| Ok(()))
+                    .optional()?;
                 if exists.is_none() {
                     return Ok(Err(CatalogWriteError::NotFound));
                 }
@@ -259,7 +260,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, commit: &Commit) -> rusqlite::Result<Re
             return Ok(Err(Conflict::Subscription));
         }
         if commit.trial
-            && tx.execute("INSERT OR IGNORE INTO trials (user_id, product_id) VALUES (?1, ?2)", params![user, product])?
+            && tx
+                .execute("INSERT OR IGNORE INTO trials (user_id, product_id) VALUES (?1, ?2)", params![user, product])?
                 == 0
         {
             return Ok(Err(Conflict::TrialUsed));
@@ -329,9 +331,11 @@ impl SubscriptionStore for SqliteStore {
                 None => None,
             };
             let trial_used = c
-                .query_row("SELECT 1 FROM trials WHERE user_id = ?1 AND product_id = ?2", params![user, product], |_| {
-                    Ok(())
-                })
+                .query_row(
+                    "SELECT 1 FROM trials WHERE user_id = ?1 AND product_id = ?2",
+                    params![user, product],
+                    |_| Ok(()),
+                )
                 .optional()?
                 .is_some();
             let balance_minor =

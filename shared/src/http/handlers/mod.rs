@@ -1,5 +1,8 @@
 mod auth;
+mod billing;
+pub mod catalog;
 mod health;
+mod views;
 
 use super::router::{Endpoint, PathParams};
 use super::{ApiError, ApiRequest, ApiResponse};
@@ -8,7 +11,7 @@ use crate::app::AppContext;
 pub async fn dispatch(
     ctx: &AppContext,
     endpoint: Endpoint,
-    _params: &PathParams,
+    params: &PathParams,
     req: &ApiRequest,
 ) -> Result<ApiResponse, ApiError> {
     match endpoint {
@@ -22,5 +25,18 @@ pub async fn dispatch(
         Endpoint::Me => auth::me(ctx, req).await,
         Endpoint::ForgotPassword => auth::forgot_password(ctx, req).await,
         Endpoint::ResetPassword => auth::reset_password(ctx, req).await,
+        Endpoint::ListProducts => catalog::list(ctx, req).await,
+        Endpoint::GetProduct => catalog::get(ctx, params, req).await,
+        Endpoint::CreateProduct => catalog::create(ctx, req).await,
+        Endpoint::UpdateProduct => catalog::update(ctx, params, req).await,
+        Endpoint::AddPlan => catalog::add_plan(ctx, params, req).await,
+        Endpoint::Subscribers => catalog::subscribers(ctx, params, req).await,
+        Endpoint::StartTrial => billing::start_trial(ctx, req).await,
+        Endpoint::Purchase => billing::purchase(ctx, req).await,
+        Endpoint::MySubscriptions => billing::my_subscriptions(ctx, req).await,
+        Endpoint::CancelSubscription => billing::cancel(ctx, params, req).await,
+        Endpoint::Wallet => billing::wallet(ctx, req).await,
+        Endpoint::GrantRole => billing::grant_role(ctx, req).await,
+        Endpoint::CreditWallet => billing::credit(ctx, req).await,
     }
 }

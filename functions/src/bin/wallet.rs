@@ -1,0 +1,6 @@
+//! Lambda `wallet`: see README.md, "Functions".
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    stark::lambda::serve_http(stark::http::router::lambdas::WALLET).await
+}
