@@ -4,5 +4,6 @@
 #[path = "../support/aws.rs"]
 mod aws;
 
+mod commerce;
 mod email_queue;
 mod stores;

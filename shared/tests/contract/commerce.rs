@@ -1,0 +1,541 @@
+//! The contract of the catalog, subscription, idempotency and outbox ports, on every store
+//! adapter: the conditions that keep money and subscriptions right under races.
+
+use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use stark::app::Stores;
+use stark::domain::*;
+use stark::ports::*;
+
+use super::stores::{dynamodb, sqlite};
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $name() { let f = super::sqlite().await; super::$name(&f.stores).await } )*
+        }
+        mod dynamodb {
+            $( #[tokio::test] async fn $name() { let f = super::dynamodb().await; super::$name(&f.stores).await } )*
+        }
+    };
+}
+
+contract!(
+    products_are_created_once_with_their_plans,
+    plans_are_added_once_to_existing_products,
+    product_updates_compare_and_swap,
+    upsert_replaces_fields_and_keeps_other_plans,
+    a_subscription_claims_the_live_slot_once,
+    a_failed_condition_writes_nothing,
+    subscription_updates_compare_and_swap_and_release_the_slot,
+    the_trial_marker_is_set_once,
+    wallet_debits_never_overdraw_and_credits_are_capped,
+    concurrent_debits_against_one_balance_make_one_charge,
+    idempotency_keys_are_claimed_completed_and_released,
+    idempotency_completion_in_a_commit_must_hold_the_claim,
+    the_outbox_lists_old_entries_and_deletes_them,
+);
+
+fn t0() -> DateTime<Utc> {
+    "2026-05-01T10:00:00Z".parse().unwrap()
+}
+
+fn plan(id: &str, price: i64) -> Plan {
+    Plan {
+        plan_id: PlanId::parse(id).unwrap(),
+        name: format!("Plan {id}"),
+        period: Period::Monthly,
+        price: Money::usd(price),
+        trial_days: 7,
+    }
+}
+
+fn product(id: &str, plans: Vec<Plan>) -> Product {
+    Product {
+        product_id: ProductId::parse(id).unwrap(),
+        name: format!("Product {id}"),
+        description: "A product.".into(),
+        translations: BTreeMap::from([(
+            "es".to_string(),
+            TextTranslation { name: Some("Producto".into()), description: None },
+        )]),
+        status: ProductStatus::Active,
+        owner_id: Some("provider-1".into()),
+        created_at: t0(),
+        updated_at: t0(),
+        version: 1,
+        plans,
+    }
+}
+
+fn new_user_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn sub(user: &str, product: &str, plan: &str) -> Subscription {
+    Subscription {
+        subscription_id: uuid::Uuid::now_v7().to_string(),
+        user_id: user.to_string(),
+        user_email: Email::parse("buyer@stark.example").unwrap(),
+        product_id: ProductId::parse(product).unwrap(),
+        plan_id: PlanId::parse(plan).unwrap(),
+        status: SubStatus::Active,
+        current_period_start: t0(),
+        current_period_end: t0() + Duration::days(30),
+        anchor: t0(),
+        period_index: 0,
+        auto_renew: true,
+        scheduled_plan_id: None,
+        created_at: t0(),
+        updated_at: t0(),
+        version: 1,
+    }
+}
+
+fn txn(user: &str, kind: TxnKind, amount: i64) -> WalletTxn {
+    WalletTxn {
+        transaction_id: uuid::Uuid::now_v7().to_string(),
+        user_id: user.to_string(),
+        kind,
+        amount: Money::usd(amount),
+        reference: "test".into(),
+        created_at: t0(),
+    }
+}
+
+fn payment(user: &str, sub_id: &str, amount: i64) -> Payment {
+    Payment {
+        payment_id: uuid::Uuid::now_v7().to_string(),
+        user_id: user.to_string(),
+        subscription_id: sub_id.to_string(),
+        amount: Money::usd(amount),
+        method: "STARK_PAY".into(),
+        created_at: t0(),
+    }
+}
+
+fn job() -> EmailJob {
+    EmailJob {
+        job_id: uuid::Uuid::now_v7().to_string(),
+        template: EmailTemplate::PaymentConfirmation,
+        to: Email::parse("buyer@stark.example").unwrap(),
+        locale: "en".into(),
+        vars: BTreeMap::new(),
+    }
+}
+
+fn conflict(r: Result<(), CommitError>) -> Conflict {
+    match r {
+        Err(CommitError::Conflict(c)) => c,
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+async fn credit(s: &Stores, user: &str, amount: i64) {
+    s.subscriptions
+        .commit(&Commit { wallet: Some(txn(user, TxnKind::Credit, amount)), ..Commit::default() })
+        .await
+        .unwrap();
+}
+
+async fn products_are_created_once_with_their_plans(s: &Stores) {
+    let id = format!("P-{}", uuid::Uuid::new_v4().simple()).to_uppercase();
+    let p = product(&id, vec![plan("GOLD", 5000), plan("BASIC", 1000)]);
+    s.catalog.create_product(&p).await.unwrap();
+    let got = s.catalog.product(&p.product_id).await.unwrap().unwrap();
+    assert_eq!(got.name, p.name);
+    assert_eq!(got.translations, p.translations);
+    assert_eq!(got.owner_id.as_deref(), Some("provider-1"));
+    // Plans come sorted by price.
+    assert_eq!(got.plans.iter().map(|p| p.plan_id.as_str()).collect::<Vec<_>>(), ["BASIC", "GOLD"]);
+    let mut again = product(&id, vec![plan("OTHER", 1)]);
+    again.name = "Impostor".into();
+    assert!(matches!(s.catalog.create_product(&again).await, Err(CatalogWriteError::Exists)));
+    // The failed create wrote nothing: neither the name nor its plan.
+    let got = s.catalog.product(&p.product_id).await.unwrap().unwrap();
+    assert_eq!(got.name, p.name);
+    assert_eq!(got.plans.len(), 2);
+    let listed = s.catalog.list_products().await.unwrap();
+    let mine = listed.iter().find(|x| x.product_id == p.product_id).expect("listed");
+    assert_eq!(mine.plans.len(), 2);
+    assert!(s.catalog.product(&ProductId::parse("NO-SUCH-PRODUCT").unwrap()).await.unwrap().is_none());
+}
+
+async fn plans_are_added_once_to_existing_products(s: &Stores) {
+    let id = format!("P-{}", uuid::Uuid::new_v4().simple()).to_uppercase();
+    let p = product(&id, vec![plan("BASIC", 1000)]);
+    s.catalog.create_product(&p).await.unwrap();
+    s.catalog.add_plan(&p.product_id, &plan("YEARLY", 9000)).await.unwrap();
+    assert!(matches!(s.catalog.add_plan(&p.product_id, &plan("YEARLY", 1)).await, Err(CatalogWriteError::Exists)));
+    let missing = ProductId::parse("MISSING-PRODUCT").unwrap();
+    assert!(matches!(s.catalog.add_plan(&missing, &plan("X1", 1)).await, Err(CatalogWriteError::NotFound)));
+    let got = s.catalog.product(&p.product_id).await.unwrap().unwrap();
+    assert_eq!(got.plan(&PlanId::parse("YEARLY").unwrap()).unwrap().price, Money::usd(9000));
+    assert!(s.catalog.product(&missing).await.unwrap().is_none(), "a refused plan must not create its product");
+}
+
+async fn product_updates_compare_and_swap(s: &Stores) {
+    let id = format!("P-{}", uuid::Uuid::new_v4().simple()).to_uppercase();
+    let mut p = product(&id, vec![plan("BASIC", 1000)]);
+    s.catalog.create_product(&p).await.unwrap();
+    p.name = "Renamed".into();
+    p.status = ProductStatus::Archived;
+    assert!(s.catalog.update_product(&p, 1).await.unwrap());
+    // A writer that read version 1 too loses.
+    p.name = "Stale".into();
+    assert!(!s.catalog.update_product(&p, 1).await.unwrap());
+    let got = s.catalog.product(&p.product_id).await.unwrap().unwrap();
+    assert_eq!((got.name.as_str(), got.status, got.version), ("Renamed", ProductStatus::Archived, 2));
+    assert_eq!(got.plans.len(), 1, "updating the product keeps its plans");
+}
+
+async fn upsert_replaces_fields_and_keeps_other_plans(s: &Stores) {
+    let id = format!("P-{}", uuid::Uuid::new_v4().simple()).to_uppercase();
+    s.catalog.upsert_product(&product(&id, vec![plan("BASIC", 1000), plan("GOLD", 5000)])).await.unwrap();
+    let mut p = product(&id, vec![plan("GOLD", 6000)]);
+    p.description = "New words.".into();
+    s.catalog.upsert_product(&p).await.unwrap();
+    let got = s.catalog.product(&p.product_id).await.unwrap().unwrap();
+    assert_eq!(got.description, "New words.");
+    assert_eq!(got.plans.len(), 2);
+    assert_eq!(got.plan(&PlanId::parse("GOLD").unwrap()).unwrap().price, Money::usd(6000));
+}
+
+async fn a_subscription_claims_the_live_slot_once(s: &Stores) {
+    let user = new_user_id();
+    let first = sub(&user, "P1", "GOLD");
+    s.subscriptions
+        .commit(&Commit { subscription: Some((first.clone(), None)), live: Some(LiveSlot::Claim), ..Commit::default() })
+        .await
+        .unwrap();
+    let state = s.subscriptions.account_state(&user, &first.product_id).await.unwrap();
+    assert_eq!(state.live.as_ref(), Some(&first));
+    assert!(!state.trial_used);
+    assert_eq!(state.balance_minor, 0);
+    let second = sub(&user, "P1", "BASIC");
+    let r = s
+        .subscriptions
+        .commit(&Commit {
+            subscription: Some((second.clone(), None)),
+            live: Some(LiveSlot::Claim),
+            ..Commit::default()
+        })
+        .await;
+    assert_eq!(conflict(r), Conflict::Subscription);
+    assert!(s.subscriptions.subscription(&user, &second.subscription_id).await.unwrap().is_none());
+    // Another product has its own slot; another user sees nothing of this one.
+    let other = sub(&user, "P2", "GOLD");
+    s.subscriptions
+        .commit(&Commit { subscription: Some((other.clone(), None)), live: Some(LiveSlot::Claim), ..Commit::default() })
+        .await
+        .unwrap();
+    let listed = s.subscriptions.user_subscriptions(&user).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|x| &x.subscription_id).collect::<Vec<_>>(),
+        [&other.subscription_id, &first.subscription_id]
+    );
+    assert!(s.subscriptions.subscription(&new_user_id(), &first.subscription_id).await.unwrap().is_none());
+    assert!(s.subscriptions.account_state(&new_user_id(), &first.product_id).await.unwrap().live.is_none());
+}
+
+async fn a_failed_condition_writes_nothing(s: &Stores) {
+    let user = new_user_id();
+    credit(s, &user, 500).await;
+    let sub1 = sub(&user, "P1", "GOLD");
+    // The debit cannot pass (500 < 1000): the subscription, slot, payment and outbox entry
+    // of the same commit must not be written either.
+    let entry = OutboxEntry { created_at: t0(), job: job() };
+    let r = s
+        .subscriptions
+        .commit(&Commit {
+            subscription: Some((sub1.clone(), None)),
+            live: Some(LiveSlot::Claim),
+            wallet: Some(txn(&user, TxnKind::Debit, 1000)),
+            payment: Some(payment(&user, &sub1.subscription_id, 1000)),
+            outbox: vec![entry.clone()],
+            ..Commit::default()
+        })
+        .await;
+    assert_eq!(conflict(r), Conflict::Funds);
+    let state = s.subscriptions.account_state(&user, &sub1.product_id).await.unwrap();
+    assert!(state.live.is_none());
+    assert_eq!(state.balance_minor, 500);
+    assert!(s.subscriptions.user_subscriptions(&user).await.unwrap().is_empty());
+    assert!(s.subscriptions.payments(&user).await.unwrap().is_empty());
+    assert_eq!(s.subscriptions.wallet(&user, 10).await.unwrap().1.len(), 1, "only the credit");
+    let pending = s.outbox.pending_outbox(t0() + Duration::days(1), 1000).await.unwrap();
+    assert!(!pending.iter().any(|e| e.job.job_id == entry.job.job_id));
+}
+
+async fn subscription_updates_compare_and_swap_and_release_the_slot(s: &Stores) {
+    let user = new_user_id();
+    let mut s1 = sub(&user, "P1", "GOLD");
+    s.subscriptions
+        .commit(&Commit { subscription: Some((s1.clone(), None)), live: Some(LiveSlot::Claim), ..Commit::default() })
+        .await
+        .unwrap();
+    s1.version = 2;
+    s1.auto_renew = false;
+    s.subscriptions.commit(&Commit { subscription: Some((s1.clone(), Some(1))), ..Commit::default() }).await.unwrap();
+    // A writer that read version 1 loses.
+    let mut stale = s1.clone();
+    stale.version = 2;
+    stale.plan_id = PlanId::parse("BASIC").unwrap();
+    let r = s.subscriptions.commit(&Commit { subscription: Some((stale, Some(1))), ..Commit::default() }).await;
+    assert_eq!(conflict(r), Conflict::Subscription);
+    // Only the holder frees the slot.
+    let mut imposter = sub(&user, "P1", "GOLD");
+    imposter.status = SubStatus::Canceled;
+    let r = s
+        .subscriptions
+        .commit(&Commit {
+            subscription: Some((imposter.clone(), None)),
+            live: Some(LiveSlot::Release),
+            ..Commit::default()
+        })
+        .await;
+    assert_eq!(conflict(r), Conflict::Subscription);
+    s1.version = 3;
+    s1.status = SubStatus::Canceled;
+    s.subscriptions
+        .commit(&Commit {
+            subscription: Some((s1.clone(), Some(2))),
+            live: Some(LiveSlot::Release),
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    let state = s.subscriptions.account_state(&user, &s1.product_id).await.unwrap();
+    assert!(state.live.is_none());
+    let stored = s.subscriptions.subscription(&user, &s1.subscription_id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.version, stored.auto_renew), (SubStatus::Canceled, 3, false));
+    let by_product = s.subscriptions.product_subscriptions(&s1.product_id).await.unwrap();
+    assert!(by_product.iter().any(|x| x.subscription_id == s1.subscription_id && x.status == SubStatus::Canceled));
+}
+
+async fn the_trial_marker_is_set_once(s: &Stores) {
+    let user = new_user_id();
+    let mut t1 = sub(&user, "P1", "GOLD");
+    t1.status = SubStatus::Trialing;
+    s.subscriptions
+        .commit(&Commit {
+            subscription: Some((t1.clone(), None)),
+            live: Some(LiveSlot::Claim),
+            trial: true,
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    // End it, freeing the slot: the marker stays.
+    let mut ended = t1.clone();
+    ended.version = 2;
+    ended.status = SubStatus::Expired;
+    s.subscriptions
+        .commit(&Commit { subscription: Some((ended, Some(1))), live: Some(LiveSlot::Release), ..Commit::default() })
+        .await
+        .unwrap();
+    let mut t2 = sub(&user, "P1", "GOLD");
+    t2.status = SubStatus::Trialing;
+    let r = s
+        .subscriptions
+        .commit(&Commit {
+            subscription: Some((t2.clone(), None)),
+            live: Some(LiveSlot::Claim),
+            trial: true,
+            ..Commit::default()
+        })
+        .await;
+    assert_eq!(conflict(r), Conflict::TrialUsed);
+    let state = s.subscriptions.account_state(&user, &t1.product_id).await.unwrap();
+    assert!(state.trial_used);
+    assert!(state.live.is_none(), "the refused trial must not hold the slot");
+    assert!(s.subscriptions.subscription(&user, &t2.subscription_id).await.unwrap().is_none());
+}
+
+async fn wallet_debits_never_overdraw_and_credits_are_capped(s: &Stores) {
+    let user = new_user_id();
+    // No wallet yet: a debit fails.
+    let r = s.subscriptions.commit(&Commit { wallet: Some(txn(&user, TxnKind::Debit, 1)), ..Commit::default() }).await;
+    assert_eq!(conflict(r), Conflict::Funds);
+    credit(s, &user, 1000).await;
+    s.subscriptions
+        .commit(&Commit { wallet: Some(txn(&user, TxnKind::Debit, 600)), ..Commit::default() })
+        .await
+        .unwrap();
+    let r =
+        s.subscriptions.commit(&Commit { wallet: Some(txn(&user, TxnKind::Debit, 600)), ..Commit::default() }).await;
+    assert_eq!(conflict(r), Conflict::Funds);
+    let (balance, txns) = s.subscriptions.wallet(&user, 10).await.unwrap();
+    assert_eq!(balance, 400);
+    assert_eq!(txns.iter().map(|t| t.kind).collect::<Vec<_>>(), [TxnKind::Debit, TxnKind::Credit], "newest first");
+    let r = s
+        .subscriptions
+        .commit(&Commit { wallet: Some(txn(&user, TxnKind::Credit, MAX_BALANCE_MINOR)), ..Commit::default() })
+        .await;
+    assert_eq!(conflict(r), Conflict::Funds);
+    assert_eq!(s.subscriptions.wallet(&user, 1).await.unwrap().0, 400);
+    assert_eq!(s.subscriptions.wallet(&user, 1).await.unwrap().1.len(), 1, "limit is honoured");
+}
+
+async fn concurrent_debits_against_one_balance_make_one_charge(s: &Stores) {
+    let user = new_user_id();
+    credit(s, &user, 1000).await;
+    let s = Arc::new(s.clone());
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (s, user) = (s.clone(), user.clone());
+            tokio::spawn(async move {
+                let p = payment(&user, "sub", 1000);
+                s.subscriptions
+                    .commit(&Commit {
+                        wallet: Some(txn(&user, TxnKind::Debit, 1000)),
+                        payment: Some(p),
+                        ..Commit::default()
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(CommitError::Conflict(Conflict::Funds)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(s.subscriptions.wallet(&user, 100).await.unwrap().0, 0);
+    assert_eq!(s.subscriptions.payments(&user).await.unwrap().len(), 1, "no orphan payment");
+}
+
+fn claim(user: &str, key: &str, hash: &str, now: DateTime<Utc>) -> IdempotencyClaim {
+    IdempotencyClaim {
+        user_id: user.to_string(),
+        key: key.to_string(),
+        request_hash: hash.to_string(),
+        token: uuid::Uuid::new_v4().to_string(),
+        lock_until: now + Duration::seconds(60),
+        expires_at: now + Duration::hours(24),
+    }
+}
+
+fn response(status: u16) -> StoredResponse {
+    StoredResponse { status, body: serde_json::json!({"x": status}), message_key: Some("purchase_ok".into()) }
+}
+
+async fn idempotency_keys_are_claimed_completed_and_released(s: &Stores) {
+    let user = new_user_id();
+    let now = t0();
+    let first = claim(&user, "key-1", "h1", now);
+    assert_eq!(s.idempotency.claim_idempotency(&first, now).await.unwrap(), ClaimOutcome::Claimed);
+    // While it runs, a repeat sees it running.
+    let again = claim(&user, "key-1", "h1", now);
+    let running = ClaimOutcome::Existing(IdempotencyRecord { request_hash: "h1".into(), response: None });
+    assert_eq!(s.idempotency.claim_idempotency(&again, now).await.unwrap(), running);
+    // Another user's key of the same name is another key.
+    assert_eq!(
+        s.idempotency.claim_idempotency(&claim(&new_user_id(), "key-1", "h9", now), now).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    // Only the holder completes it, once.
+    let wrong = IdempotencyCompletion { key: "key-1".into(), token: "not-mine".into(), response: response(201) };
+    assert!(!s.idempotency.complete_idempotency(&user, &wrong).await.unwrap());
+    let done = IdempotencyCompletion { key: "key-1".into(), token: first.token.clone(), response: response(402) };
+    assert!(s.idempotency.complete_idempotency(&user, &done).await.unwrap());
+    assert!(!s.idempotency.complete_idempotency(&user, &done).await.unwrap());
+    let finished =
+        ClaimOutcome::Existing(IdempotencyRecord { request_hash: "h1".into(), response: Some(response(402)) });
+    assert_eq!(s.idempotency.claim_idempotency(&again, now + Duration::hours(23)).await.unwrap(), finished);
+    // Releasing a completed key does nothing.
+    s.idempotency.release_idempotency(&user, "key-1", &first.token).await.unwrap();
+    assert_eq!(s.idempotency.claim_idempotency(&again, now).await.unwrap(), finished);
+    // After 24 h the key is free again.
+    let later = now + Duration::hours(25);
+    assert_eq!(
+        s.idempotency.claim_idempotency(&claim(&user, "key-1", "h2", later), later).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+
+    // A released claim frees the key at once; a dead holder's claim is taken over after its lock.
+    let c = claim(&user, "key-2", "h1", now);
+    assert_eq!(s.idempotency.claim_idempotency(&c, now).await.unwrap(), ClaimOutcome::Claimed);
+    s.idempotency.release_idempotency(&user, "key-2", "not-mine").await.unwrap();
+    assert!(matches!(
+        s.idempotency.claim_idempotency(&claim(&user, "key-2", "h1", now), now).await.unwrap(),
+        ClaimOutcome::Existing(_)
+    ));
+    s.idempotency.release_idempotency(&user, "key-2", &c.token).await.unwrap();
+    let c3 = claim(&user, "key-2", "h1", now);
+    assert_eq!(s.idempotency.claim_idempotency(&c3, now).await.unwrap(), ClaimOutcome::Claimed);
+    let after_lock = now + Duration::seconds(61);
+    assert_eq!(
+        s.idempotency.claim_idempotency(&claim(&user, "key-2", "h1", after_lock), after_lock).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+}
+
+async fn idempotency_completion_in_a_commit_must_hold_the_claim(s: &Stores) {
+    let user = new_user_id();
+    let now = t0();
+    let c = claim(&user, "buy-1", "h", now);
+    s.idempotency.claim_idempotency(&c, now).await.unwrap();
+    credit(s, &user, 1000).await;
+    let s1 = sub(&user, "P1", "GOLD");
+    let stolen = IdempotencyCompletion { key: "buy-1".into(), token: "someone-else".into(), response: response(201) };
+    let r = s
+        .subscriptions
+        .commit(&Commit {
+            subscription: Some((s1.clone(), None)),
+            live: Some(LiveSlot::Claim),
+            wallet: Some(txn(&user, TxnKind::Debit, 1000)),
+            idempotency: Some((user.clone(), stolen)),
+            ..Commit::default()
+        })
+        .await;
+    assert_eq!(conflict(r), Conflict::Idempotency);
+    assert_eq!(s.subscriptions.wallet(&user, 1).await.unwrap().0, 1000, "the debit was rolled back");
+    let mine = IdempotencyCompletion { key: "buy-1".into(), token: c.token.clone(), response: response(201) };
+    s.subscriptions
+        .commit(&Commit {
+            subscription: Some((s1.clone(), None)),
+            live: Some(LiveSlot::Claim),
+            wallet: Some(txn(&user, TxnKind::Debit, 1000)),
+            idempotency: Some((user.clone(), mine)),
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    let replay = s.idempotency.claim_idempotency(&claim(&user, "buy-1", "h", now), now).await.unwrap();
+    assert_eq!(
+        replay,
+        ClaimOutcome::Existing(IdempotencyRecord { request_hash: "h".into(), response: Some(response(201)) })
+    );
+}
+
+async fn the_outbox_lists_old_entries_and_deletes_them(s: &Stores) {
+    // The outbox is shared by every test on this store, so look only at this test's entries.
+    let base = "2031-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::seconds(rand_secs());
+    let entries: Vec<OutboxEntry> =
+        (0..3).map(|i| OutboxEntry { created_at: base + Duration::seconds(i), job: job() }).collect();
+    s.subscriptions.commit(&Commit { outbox: entries.clone(), ..Commit::default() }).await.unwrap();
+    let ids =
+        |v: &[OutboxEntry]| v.iter().filter(|e| entries.contains(e)).map(|e| e.job.job_id.clone()).collect::<Vec<_>>();
+    let pending = s.outbox.pending_outbox(base + Duration::seconds(2), 1000).await.unwrap();
+    assert_eq!(
+        ids(&pending),
+        [entries[0].job.job_id.clone(), entries[1].job.job_id.clone()],
+        "older than `before`, oldest first"
+    );
+    s.outbox.delete_outbox(&entries[0]).await.unwrap();
+    s.outbox.delete_outbox(&entries[0]).await.unwrap();
+    let pending = s.outbox.pending_outbox(base + Duration::days(1), 1000).await.unwrap();
+    assert_eq!(ids(&pending), [entries[1].job.job_id.clone(), entries[2].job.job_id.clone()]);
+    assert_eq!(pending.iter().find(|e| e.job.job_id == entries[1].job.job_id), Some(&entries[1]), "round trip");
+}
+
+fn rand_secs() -> i64 {
+    (uuid::Uuid::new_v4().as_u128() % 1_000_000) as i64
+}
