@@ -8,6 +8,10 @@ mod helpers;
 #[path = "support/iam.rs"]
 mod iam;
 
+#[path = "api/billing.rs"]
+mod billing;
+#[path = "api/catalog.rs"]
+mod catalog;
 #[path = "api/conventions.rs"]
 mod conventions;
 #[path = "api/login.rs"]

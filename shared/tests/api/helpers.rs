@@ -204,6 +204,45 @@ impl TestApp {
         self.post("/api/auth/login/", json!({ "email": email, "password": password })).await
     }
 
+    /// A verified user's access token.
+    pub async fn token(&self, email: &str, username: &str) -> String {
+        self.verified_user(email, username).await;
+        let r = self.login(email, PASSWORD).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// A verified user with `role` (granted through the store, as `stark admin grant-role`
+    /// does), signed in after the grant.
+    pub async fn token_with_role(&self, email: &str, username: &str, role: stark::domain::Role) -> String {
+        let id = self.verified_user(email, username).await;
+        assert!(self.ctx.stores.users.set_role(&id, role).await.unwrap());
+        let r = self.login(email, PASSWORD).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// A new access token for an existing verified user (after the clock moved past the
+    /// 15-minute lifetime of the last one).
+    pub async fn sign_in(&self, email: &str) -> String {
+        let r = self.login(email, PASSWORD).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// A request with a bearer token and a JSON body.
+    pub fn authed(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token)
+    }
+
+    pub async fn post_as(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(self.authed(reqwest::Method::POST, path, token).json(&body)).await
+    }
+
+    pub async fn patch_as(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(self.authed(reqwest::Method::PATCH, path, token).json(&body)).await
+    }
+
     pub fn outbox(&self) -> PathBuf {
         self.data_dir.join("outbox")
     }

@@ -7,6 +7,8 @@ mod helpers;
 #[path = "../support/iam.rs"]
 mod iam;
 
+mod billing;
+mod catalog;
 mod conventions;
 mod login;
 mod otp;

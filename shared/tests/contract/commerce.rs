@@ -377,6 +377,7 @@ async fn wallet_debits_never_overdraw_and_credits_are_capped(s: &Stores) {
     assert_eq!(conflict(r), Conflict::Funds);
     assert_eq!(s.subscriptions.wallet(&user, 1).await.unwrap().0, 400);
     assert_eq!(s.subscriptions.wallet(&user, 1).await.unwrap().1.len(), 1, "limit is honoured");
+    assert_eq!(s.subscriptions.wallet(&user, 0).await.unwrap(), (400, Vec::new()), "the balance alone");
 }
 
 async fn concurrent_debits_against_one_balance_make_one_charge(s: &Stores) {

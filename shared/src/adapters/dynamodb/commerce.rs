@@ -281,6 +281,9 @@ impl SubscriptionStore for DynamoStore {
             Some(item) => get_n(&item, "balance")?,
             None => 0,
         };
+        if limit == 0 {
+            return Ok((balance, Vec::new()));
+        }
         let items = self.query_partition(None, &user_pk(user_id), Some("WTX#"), false, Some(limit)).await?;
         Ok((balance, items.iter().map(from_doc).collect::<anyhow::Result<_>>()?))
     }

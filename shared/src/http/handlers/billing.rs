@@ -107,7 +107,7 @@ fn canonical(v: &Value, out: &mut String) {
     }
 }
 
-fn request_hash(endpoint: &str, body: &Value) -> String {
+pub fn request_hash(endpoint: &str, body: &Value) -> String {
     let mut s = String::from(endpoint);
     s.push('\n');
     canonical(body, &mut s);

@@ -1,5 +1,5 @@
 mod auth;
-mod billing;
+pub mod billing;
 pub mod catalog;
 mod health;
 mod views;
