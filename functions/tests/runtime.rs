@@ -140,6 +140,14 @@ impl Function {
             "password" => env!("CARGO_BIN_EXE_password"),
             "health" => env!("CARGO_BIN_EXE_health"),
             "fallback" => env!("CARGO_BIN_EXE_fallback"),
+            "products" => env!("CARGO_BIN_EXE_products"),
+            "catalog" => env!("CARGO_BIN_EXE_catalog"),
+            "start-trial" => env!("CARGO_BIN_EXE_start-trial"),
+            "purchase" => env!("CARGO_BIN_EXE_purchase"),
+            "my-subscriptions" => env!("CARGO_BIN_EXE_my-subscriptions"),
+            "subscriptions" => env!("CARGO_BIN_EXE_subscriptions"),
+            "wallet" => env!("CARGO_BIN_EXE_wallet"),
+            "admin" => env!("CARGO_BIN_EXE_admin"),
             other => panic!("no binary {other}"),
         };
         let child = tokio::process::Command::new(exe)
@@ -368,6 +376,136 @@ async fn the_lambdas_serve_the_auth_flow() {
         }
         for number in &numbers {
             assert!(!logs::contains_number(&log, number), "{} logged a code: {log}", f.name);
+        }
+    }
+}
+
+/// Signs a user up and verifies the address through the Lambdas; returns an access token
+/// and the user's id.
+async fn verified_user(
+    fns: (&Function, &Function, &Function),
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    email: &str,
+    username: &str,
+) -> (String, String) {
+    let (signup, verify, login) = fns;
+    let body = json!({ "email": email, "password": "I-am-Iron-Man", "username": username }).to_string();
+    let (status, _, created) = signup.invoke("POST", "/api/auth/signup/", Some(&body), &[]).await;
+    assert_eq!(status, 201, "{created}");
+    let jobs = take_jobs(sqs, queue_url).await;
+    let code = jobs.iter().find(|j| j["to"] == email).expect("the signup email job")["vars"]["code"].clone();
+    let (status, _, _) = verify
+        .invoke("POST", "/api/auth/verify-otp/", Some(&json!({ "email": email, "otp": code }).to_string()), &[])
+        .await;
+    assert_eq!(status, 200);
+    let creds = json!({ "email": email, "password": "I-am-Iron-Man" }).to_string();
+    let (status, _, session) = login.invoke("POST", "/api/auth/login/", Some(&creds), &[]).await;
+    assert_eq!(status, 200, "{session}");
+    let token = format!("Bearer {}", session["access_token"].as_str().unwrap());
+    (token, created["user"]["id"].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn the_lambdas_serve_catalog_trial_and_purchase() {
+    let (all, sqs, queue_url) = environment().await;
+    let signup = Function::start("signup", &env_for(&all, "signup", &[])).await;
+    let verify = Function::start("verify-otp", &env_for(&all, "verify-otp", &[])).await;
+    let login = Function::start("login", &env_for(&all, "login", &[])).await;
+    let auth = (&signup, &verify, &login);
+    let (_, admin_id) = verified_user(auth, &sqs, &queue_url, "admin@stark.example", "admin").await;
+    // Granted as `stark admin grant-role` does, then signed in again for a token with the role.
+    let sdk = aws::sdk_config().await;
+    let store =
+        stark::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), all["TABLE_NAME"].clone());
+    assert!(stark::ports::UserStore::set_role(&store, &admin_id, stark::domain::Role::Admin).await.unwrap());
+    let creds = r#"{"email":"admin@stark.example","password":"I-am-Iron-Man"}"#;
+    let (_, _, session) = login.invoke("POST", "/api/auth/login/", Some(creds), &[]).await;
+    let admin = format!("Bearer {}", session["access_token"].as_str().unwrap());
+    let (buyer, _) = verified_user(auth, &sqs, &queue_url, "tony@stark.example", "tony").await;
+
+    let catalog = Function::start("catalog", &env_for(&all, "catalog", &[])).await;
+    let products = Function::start("products", &env_for(&all, "products", &[])).await;
+    let product = json!({
+        "product_id": "STARK-MK85", "name": "Mark LXXXV", "description": "Nanotech armour.",
+        "plans": [{ "plan_id": "MONTHLY_GOLD", "name": "Gold", "period": "monthly",
+                    "price": { "amount_minor": 4999, "currency": "USD" }, "trial_days": 14 }],
+    })
+    .to_string();
+    let (status, _, body) =
+        catalog.invoke("POST", "/api/services/products/", Some(&product), &[("authorization", &admin)]).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _, body) =
+        catalog.invoke("POST", "/api/services/products/", Some(&product), &[("authorization", &buyer)]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")));
+    let (status, _, body) = products.invoke("GET", "/api/services/products/", None, &[]).await;
+    assert_eq!((status, body["products"][0]["product_id"].as_str()), (200, Some("STARK-MK85")), "{body}");
+    let (status, _, body) = products.invoke("GET", "/api/services/products/STARK-MK85/", None, &[]).await;
+    assert_eq!((status, body["plans"][0]["price"]["amount_minor"].as_i64()), (200, Some(4999)));
+
+    let trial = Function::start("start-trial", &env_for(&all, "start-trial", &[])).await;
+    let purchase = Function::start("purchase", &env_for(&all, "purchase", &[])).await;
+    let admin_fn = Function::start("admin", &env_for(&all, "admin", &[])).await;
+    let mine = Function::start("my-subscriptions", &env_for(&all, "my-subscriptions", &[])).await;
+    let subs = Function::start("subscriptions", &env_for(&all, "subscriptions", &[])).await;
+    let wallet = Function::start("wallet", &env_for(&all, "wallet", &[])).await;
+
+    let (status, _, body) = trial
+        .invoke(
+            "POST",
+            "/api/services/start-trial/",
+            Some(r#"{"product_id":"STARK-MK85"}"#),
+            &[("authorization", &buyer)],
+        )
+        .await;
+    assert_eq!((status, body["subscription"]["status"].as_str()), (201, Some("trialing")), "{body}");
+    let buy = r#"{"product_id":"STARK-MK85","plan_id":"MONTHLY_GOLD","payment_method":"STARK_PAY"}"#;
+    let headers = [("authorization", buyer.as_str()), ("idempotency-key", "order-1")];
+    let (status, _, body) = purchase.invoke("POST", "/api/services/purchase/", Some(buy), &headers).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (402, Some("insufficient_funds")), "{body}");
+    let credit = r#"{"email":"tony@stark.example","amount_minor":5000}"#;
+    let (status, _, body) =
+        admin_fn.invoke("POST", "/api/admin/wallet/credit/", Some(credit), &[("authorization", &admin)]).await;
+    assert_eq!((status, body["balance"]["amount_minor"].as_i64()), (200, Some(5000)), "{body}");
+    let (status, _, _) = purchase.invoke("POST", "/api/services/purchase/", Some(buy), &headers).await;
+    assert_eq!(status, 402, "a refusal is replayed under its key");
+    let headers = [("authorization", buyer.as_str()), ("idempotency-key", "order-2")];
+    let (status, _, bought) = purchase.invoke("POST", "/api/services/purchase/", Some(buy), &headers).await;
+    assert_eq!((status, bought["subscription"]["status"].as_str()), (201, Some("active")), "{bought}");
+    let (status, replay_headers, replay) =
+        purchase.invoke("POST", "/api/services/purchase/", Some(buy), &headers).await;
+    assert_eq!((status, &replay["payment"]), (201, &bought["payment"]));
+    assert_eq!(replay_headers["idempotent-replayed"], "true");
+    let (status, _, body) = wallet.invoke("GET", "/api/services/wallet/", None, &[("authorization", &buyer)]).await;
+    assert_eq!((status, body["balance"]["amount_minor"].as_i64()), (200, Some(1)), "{body}");
+    let (status, _, body) =
+        mine.invoke("GET", "/api/services/my-subscriptions/", None, &[("authorization", &buyer)]).await;
+    assert_eq!((status, body["subscriptions"].as_array().map(Vec::len)), (200, Some(1)));
+    let id = bought["subscription"]["subscription_id"].as_str().unwrap();
+    let (status, _, body) = subs
+        .invoke("POST", &format!("/api/services/subscriptions/{id}/cancel/"), Some("{}"), &[("authorization", &buyer)])
+        .await;
+    assert_eq!((status, body["subscription"]["auto_renew"].as_bool()), (200, Some(false)), "{body}");
+    let (status, _, body) = catalog
+        .invoke("GET", "/api/services/products/STARK-MK85/subscribers/", None, &[("authorization", &admin)])
+        .await;
+    assert_eq!((status, body["subscribers"][0]["email"].as_str()), (200, Some("tony@stark.example")), "{body}");
+
+    // The trial and the payment each queued their email, through the outbox.
+    let jobs = take_jobs(&sqs, &queue_url).await;
+    let mut templates: Vec<&str> = jobs.iter().filter_map(|j| j["template"].as_str()).collect();
+    templates.sort();
+    assert_eq!(templates, ["payment_confirmation", "trial_started"], "{jobs:?}");
+
+    for mut f in [signup, verify, login, catalog, products, trial, purchase, admin_fn, mine, subs, wallet] {
+        let _ = f.child.kill().await;
+        for d in f.drains.drain(..) {
+            d.await.unwrap();
+        }
+        let log = f.log.lock().await.clone();
+        assert!(log.contains("\"request\""), "{}: expected request log lines, got: {log}", f.name);
+        for secret in [&admin[7..], &buyer[7..], "I-am-Iron-Man", "PRIVATE KEY"] {
+            assert!(!log.contains(secret), "{} logged a secret: {log}", f.name);
         }
     }
 }
