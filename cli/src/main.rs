@@ -69,11 +69,24 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The product catalog.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
     /// Key material for a deployment.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum CatalogCommand {
+    /// Load products and plans from a JSON file (`{"products": [...]}`, each entry as
+    /// POST /api/services/products/ takes it). Existing products are updated; their other
+    /// plans are kept.
+    Load { file: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -87,6 +100,14 @@ enum KeysCommand {
 enum AdminCommand {
     /// Change a user's role.
     GrantRole { email: String, role: RoleArg },
+    /// Add money to a user's STARK_PAY wallet, in minor units (cents): 1 to 100000000.
+    Credit {
+        email: String,
+        #[arg(allow_hyphen_values = true)]
+        amount_minor: String,
+        #[arg(long)]
+        reference: Option<String>,
+    },
     /// Create the DynamoDB table (with --store dynamodb), for DynamoDB Local or a test
     /// server; on AWS the template creates it.
     CreateTable,
@@ -122,6 +143,12 @@ impl Cli {
     }
 }
 
+/// The demo catalog `stark serve` loads into an empty store.
+const DEMO_CATALOG: &str = include_str!("../../infra/catalog.json");
+
+/// How often `stark serve` sweeps the outbox for emails the relay could not queue.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = cli.local_config();
     match cli.command {
@@ -129,6 +156,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // Signals first: a SIGTERM that arrives right after start must already stop us cleanly.
             let shutdown = shutdown_signal()?;
             let (ctx, outbox_queue) = config::local_context(&cfg, Arc::new(SystemClock)).await?;
+            let ctx = Arc::new(ctx);
+            // A store that is down now may come back: serve anyway (health says degraded).
+            let demo = stark::http::handlers::catalog::parse_catalog(DEMO_CATALOG)?;
+            match stark::app::catalog::seed_if_empty(&ctx, demo).await {
+                Ok(true) => {
+                    eprintln!("stark serve: the catalog was empty; loaded the demo catalog (infra/catalog.json)")
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not check or seed the catalog"),
+            }
+            // Emails a previous run committed but could not queue go out now, then regularly.
+            match stark::app::outbox::sweep(&ctx, chrono::Duration::zero()).await {
+                Ok(0) => {}
+                Ok(swept) => tracing::info!(swept, "sent emails left in the outbox"),
+                Err(e) => tracing::warn!(error = %e, "outbox sweep failed"),
+            }
+            let sweeper = tokio::spawn({
+                let ctx = ctx.clone();
+                async move {
+                    loop {
+                        tokio::time::sleep(SWEEP_EVERY).await;
+                        if let Err(e) = stark::app::outbox::sweep(&ctx, stark::app::outbox::SWEEP_AGE).await {
+                            tracing::warn!(error = %e, "outbox sweep failed");
+                        }
+                    }
+                }
+            });
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
@@ -136,7 +190,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let bound = listener.local_addr()?;
             tracing::info!(addr = %bound, data_dir = %cfg.data_dir.display(), "stark serve is listening");
             eprintln!("stark serve: listening on http://{bound} (data in {})", cfg.data_dir.display());
-            stark::local::serve(Arc::new(ctx), listener, shutdown).await?;
+            stark::local::serve(ctx.clone(), listener, shutdown).await?;
+            sweeper.abort();
+            if let Err(e) = stark::app::outbox::sweep(&ctx, chrono::Duration::zero()).await {
+                tracing::warn!(error = %e, "final outbox sweep failed; the next start sends what is left");
+            }
             // Every request has finished; its emails reach the outbox before the process ends.
             if let Some(queue) = outbox_queue {
                 tokio::time::timeout(std::time::Duration::from_secs(10), queue.flush())
@@ -144,6 +202,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .map_err(|_| anyhow::anyhow!("emails were still being written after 10 s"))??;
             }
             eprintln!("stark serve: stopped");
+            Ok(())
+        }
+        Command::Catalog { command: CatalogCommand::Load { file } } => {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let products = stark::http::handlers::catalog::parse_catalog(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let (ctx, _) = config::local_context(&cfg, Arc::new(SystemClock)).await?;
+            let n = stark::app::catalog::load_catalog(&ctx, products).await?;
+            println!("loaded {n} product(s) from {}", file.display());
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::Credit { email, amount_minor, reference } } => {
+            let email = Email::parse(&email).map_err(|_| anyhow::anyhow!("not a valid email address: {email}"))?;
+            let amount: i64 =
+                amount_minor.parse().ok().filter(|a| (1..=stark::domain::MAX_CREDIT_MINOR).contains(a)).ok_or_else(
+                    || anyhow::anyhow!("amount_minor must be a whole number from 1 to 100000000, got {amount_minor}"),
+                )?;
+            let (ctx, _) = config::local_context(&cfg, Arc::new(SystemClock)).await?;
+            let balance = stark::app::billing::credit(&ctx, &email, amount, reference).await.map_err(|e| match e {
+                stark::app::billing::BillingError::UserNotFound => anyhow::anyhow!("no user with email {email}"),
+                stark::app::billing::BillingError::BalanceLimit => anyhow::anyhow!("the balance would pass its limit"),
+                other => anyhow::Error::from(other),
+            })?;
+            println!("credited {} to {email}; balance {balance}", stark::domain::Money::usd(amount));
             Ok(())
         }
         Command::Keys { command: KeysCommand::Generate } => {

@@ -26,6 +26,102 @@ fn bad_arguments_fail_with_one_line() {
     one_line_failure(&["--store", "dynamodb", "admin", "grant-role", "a@stark.example", "admin"], dir.path());
     let err = one_line_failure(&["admin", "grant-role", "ghost@stark.example", "admin"], dir.path());
     assert!(err.contains("no user with email ghost@stark.example"), "{err}");
+    for amount in ["abc", "0", "-5", "1.5", "100000001"] {
+        let err = one_line_failure(&["admin", "credit", "tony@stark.example", amount], dir.path());
+        assert!(err.contains("amount_minor"), "{err}");
+    }
+    let err = one_line_failure(&["admin", "credit", "ghost@stark.example", "100"], dir.path());
+    assert!(err.contains("no user with email ghost@stark.example"), "{err}");
+    one_line_failure(&["catalog", "load", "/no/such/file.json"], dir.path());
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"products":[{"product_id":"GOOD-ID","name":"x","description":"","plans":[{"plan_id":"P1","name":"p","period":"monthly","price":{"amount_minor":-1,"currency":"USD"}}]}]}"#).unwrap();
+    let err = one_line_failure(&["catalog", "load", bad.to_str().unwrap()], dir.path());
+    assert!(err.contains("products[0].plans[0].price.amount_minor"), "{err}");
+    std::fs::write(&bad, "{ not json").unwrap();
+    one_line_failure(&["catalog", "load", bad.to_str().unwrap()], dir.path());
+}
+
+#[tokio::test]
+async fn serve_seeds_the_demo_catalog_and_credit_and_catalog_load_reach_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = stark();
+    cmd.args(["--argon2", "test"]);
+    let served = serve(cmd, dir.path());
+    let base = &served.base;
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(format!("{base}{path}")).send();
+    let list: serde_json::Value = get("/api/services/products/").await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> = list["products"].as_array().unwrap().iter().filter_map(|p| p["product_id"].as_str()).collect();
+    assert!(ids.contains(&"STARK-MK85"), "{list}");
+    let mk85: serde_json::Value = get("/api/services/products/STARK-MK85/").await.unwrap().json().await.unwrap();
+    assert!(mk85["plans"].as_array().unwrap().iter().any(|p| p["plan_id"] == "MONTHLY_GOLD"), "{mk85}");
+
+    assert_eq!(signup(base, "tony@stark.example", "tony").await.0, 201);
+    let code = code_for(&served.outbox(), "tony@stark.example").await;
+    let (status, _) =
+        support::post(base, "/api/auth/verify-otp/", serde_json::json!({ "email": "tony@stark.example", "otp": code }))
+            .await;
+    assert_eq!(status, 200);
+    let out =
+        stark().args(["admin", "credit", "tony@stark.example", "5000", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        "credited 50.00 USD to tony@stark.example; balance 50.00 USD"
+    );
+
+    let (_, login) = support::post(
+        base,
+        "/api/auth/login/",
+        serde_json::json!({ "email": "tony@stark.example", "password": "I-am-Iron-Man" }),
+    )
+    .await;
+    let token = login["access_token"].as_str().unwrap();
+    let r = client
+        .post(format!("{base}/api/services/purchase/"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "product_id": "STARK-MK85", "plan_id": "MONTHLY_GOLD", "payment_method": "STARK_PAY" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // The payment confirmation reaches the .eml outbox.
+    let mut found = false;
+    for _ in 0..200 {
+        found = std::fs::read_dir(served.outbox())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with("payment_confirmation.eml"));
+        if found {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(found, "no payment_confirmation .eml");
+
+    // `catalog load` writes into the store the server reads.
+    let file = dir.path().join("more.json");
+    std::fs::write(&file, r#"{"products":[{"product_id":"PEPPER-CRM","name":"Pepper CRM","description":"Run the company.","plans":[{"plan_id":"MONTHLY","name":"Monthly","period":"monthly","price":{"amount_minor":2500,"currency":"USD"},"trial_days":7}]}]}"#).unwrap();
+    let out = stark().args(["catalog", "load"]).arg(&file).arg("--data-dir").arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let crm: serde_json::Value = get("/api/services/products/PEPPER-CRM/").await.unwrap().json().await.unwrap();
+    assert_eq!(crm["plans"][0]["price"]["amount_minor"], 2500, "{crm}");
+}
+
+#[tokio::test]
+async fn a_catalog_loaded_before_the_first_start_is_not_replaced_by_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mine.json");
+    std::fs::write(&file, r#"{"products":[{"product_id":"ONLY-ONE","name":"Only","description":"","plans":[]}]}"#)
+        .unwrap();
+    let out = stark().args(["catalog", "load"]).arg(&file).arg("--data-dir").arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), format!("loaded 1 product(s) from {}", file.display()));
+    let served = serve(stark(), dir.path());
+    let list: serde_json::Value =
+        reqwest::get(format!("{}/api/services/products/", served.base)).await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> = list["products"].as_array().unwrap().iter().filter_map(|p| p["product_id"].as_str()).collect();
+    assert_eq!(ids, ["ONLY-ONE"]);
 }
 
 #[test]

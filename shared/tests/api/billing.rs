@@ -149,6 +149,9 @@ async fn a_purchase_debits_the_wallet_once_and_records_everything() {
         emails.iter().find(|e| e.contains("Subject: Payment received")).expect("payment_confirmation email");
     assert!(confirmation.contains("50.00 USD"), "the amount is formatted from minor units");
     assert!(confirmation.contains(pay["payment_id"].as_str().unwrap()));
+    // Relayed at once: nothing is left in the outbox for the sweep.
+    let far = app.clock.now() + chrono::Duration::days(365);
+    assert!(app.ctx.stores.outbox.pending_outbox(far, 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]

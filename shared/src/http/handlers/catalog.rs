@@ -162,6 +162,31 @@ pub fn new_product(body: &Map<String, Value>) -> Result<NewProduct, ApiError> {
     })
 }
 
+/// A catalog file (`{"products": [Product, ...]}`, each entry as POST takes it), checked by
+/// the same rules as the API. An error names the entry and the field.
+pub fn parse_catalog(text: &str) -> anyhow::Result<Vec<NewProduct>> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| anyhow::anyhow!("not JSON: {e}"))?;
+    let Some(entries) = doc.get("products").and_then(Value::as_array) else {
+        anyhow::bail!("expected an object with a \"products\" array");
+    };
+    let mut out: Vec<NewProduct> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let Value::Object(body) = entry else { anyhow::bail!("products[{i}]: not an object") };
+        let product = new_product(body).map_err(|e| match e {
+            ApiError::Validation(fields) => {
+                let (field, problem) = fields.iter().next().map(|(f, p)| (f.as_str(), *p)).unwrap_or(("?", ""));
+                anyhow::anyhow!("products[{i}].{field}: {}", crate::http::messages::text(problem))
+            }
+            other => anyhow::anyhow!("products[{i}]: {other:?}"),
+        })?;
+        if out.iter().any(|p| p.product_id == product.product_id) {
+            anyhow::bail!("products[{i}].product_id: {} appears twice", product.product_id);
+        }
+        out.push(product);
+    }
+    Ok(out)
+}
+
 pub async fn list(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     let lang = language(req);
     let products = uc::active_products(ctx).await?;
