@@ -25,9 +25,9 @@ pub enum CreateUserError {
 
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Creates the user and their first verification code in one atomic write. Email and
-    /// username (case-folded) are unique.
-    async fn create_user(&self, user: &User, otp: &OtpRecord) -> Result<(), CreateUserError>;
+    /// Creates the user, their first verification code and the email that carries it (an
+    /// outbox entry) in one atomic write. Email and username (case-folded) are unique.
+    async fn create_user(&self, user: &User, otp: &OtpRecord, outbox: &[OutboxEntry]) -> Result<(), CreateUserError>;
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, InfraError>;
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, InfraError>;
     /// Replaces the hash only if it is still `expected` (a concurrent reset wins). Returns
@@ -51,8 +51,15 @@ pub enum OtpRedemption {
 
 #[async_trait]
 pub trait OtpStore: Send + Sync {
-    /// Stores a new code, replacing any pending one for that email and purpose.
-    async fn put_otp(&self, email: &Email, purpose: OtpPurpose, otp: &OtpRecord) -> Result<(), InfraError>;
+    /// Stores a new code, replacing any pending one for that email and purpose, together with
+    /// the outbox entries of the email that carries it, in one atomic write.
+    async fn put_otp(
+        &self,
+        email: &Email,
+        purpose: OtpPurpose,
+        otp: &OtpRecord,
+        outbox: &[OutboxEntry],
+    ) -> Result<(), InfraError>;
     async fn get_otp(&self, email: &Email, purpose: OtpPurpose) -> Result<Option<OtpRecord>, InfraError>;
     /// Charges one try against the pending code before it is compared: atomically raises
     /// `attempts` by one if it is below `max` and returns the record as charged. None when
@@ -338,6 +345,10 @@ pub struct EmailJob {
     pub to: Email,
     pub locale: String,
     pub vars: BTreeMap<String, String>,
+    /// An email that is useless after this (a one-time code past its expiry) is dropped
+    /// instead of sent late.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for EmailJob {
@@ -349,6 +360,7 @@ impl std::fmt::Debug for EmailJob {
             .field("to", &self.to)
             .field("locale", &self.locale)
             .field("vars", &self.vars.keys().collect::<Vec<_>>())
+            .field("not_after", &self.not_after)
             .finish()
     }
 }

@@ -291,17 +291,20 @@ impl StorePing for DynamoStore {
 
 #[async_trait]
 impl UserStore for DynamoStore {
-    async fn create_user(&self, user: &User, otp: &OtpRecord) -> Result<(), CreateUserError> {
+    async fn create_user(&self, user: &User, otp: &OtpRecord, outbox: &[OutboxEntry]) -> Result<(), CreateUserError> {
         let mut email_claim = key(email_pk(&user.email), "EMAIL");
         email_claim.insert("user_id".into(), s(&user.id));
         let mut username_claim = key(format!("USERNAME#{}", user.username.canonical()), "USERNAME");
         username_claim.insert("user_id".into(), s(&user.id));
-        let items = vec![
+        let mut items = vec![
             self.put(user_item(user), Some("attribute_not_exists(PK)"))?,
             self.put(email_claim, Some("attribute_not_exists(PK)"))?,
             self.put(username_claim, Some("attribute_not_exists(PK)"))?,
             self.put(otp_item(&user.email, OtpPurpose::Verification, otp), None)?,
         ];
+        for e in outbox {
+            items.push(self.put(commerce::outbox_item(e)?, None)?);
+        }
         match self.transact(items).await {
             Ok(()) => Ok(()),
             Err(e) => match failed_conditions(&e) {
@@ -359,8 +362,22 @@ impl UserStore for DynamoStore {
 
 #[async_trait]
 impl OtpStore for DynamoStore {
-    async fn put_otp(&self, email: &Email, purpose: OtpPurpose, otp: &OtpRecord) -> Result<(), InfraError> {
-        self.client.put_item().table_name(&self.table).set_item(Some(otp_item(email, purpose, otp))).send().await?;
+    async fn put_otp(
+        &self,
+        email: &Email,
+        purpose: OtpPurpose,
+        otp: &OtpRecord,
+        outbox: &[OutboxEntry],
+    ) -> Result<(), InfraError> {
+        if outbox.is_empty() {
+            self.client.put_item().table_name(&self.table).set_item(Some(otp_item(email, purpose, otp))).send().await?;
+            return Ok(());
+        }
+        let mut items = vec![self.put(otp_item(email, purpose, otp), None)?];
+        for e in outbox {
+            items.push(self.put(commerce::outbox_item(e)?, None)?);
+        }
+        self.transact(items).await?;
         Ok(())
     }
 

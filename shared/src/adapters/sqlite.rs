@@ -152,9 +152,10 @@ impl StorePing for SqliteStore {
 
 #[async_trait]
 impl UserStore for SqliteStore {
-    async fn create_user(&self, user: &User, otp: &OtpRecord) -> Result<(), CreateUserError> {
+    async fn create_user(&self, user: &User, otp: &OtpRecord, outbox: &[OutboxEntry]) -> Result<(), CreateUserError> {
         let u = user.clone();
         let otp = otp.clone();
+        let outbox = outbox.to_vec();
         let outcome = self
             .run(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -180,6 +181,7 @@ impl UserStore for SqliteStore {
                     "INSERT OR REPLACE INTO otps (email, purpose, code_mac, attempts, created_at, expires_at) VALUES (?1,?2,?3,?4,?5,?6)",
                     params![u.email.as_str(), OtpPurpose::Verification.as_str(), otp.code_mac, otp.attempts, ts(otp.created_at), ts(otp.expires_at)],
                 )?;
+                commerce::insert_outbox(&tx, &outbox)?;
                 tx.commit()?;
                 Ok(Ok(()))
             })
@@ -229,14 +231,22 @@ impl UserStore for SqliteStore {
 
 #[async_trait]
 impl OtpStore for SqliteStore {
-    async fn put_otp(&self, email: &Email, purpose: OtpPurpose, otp: &OtpRecord) -> Result<(), InfraError> {
-        let (email, otp) = (email.as_str().to_string(), otp.clone());
+    async fn put_otp(
+        &self,
+        email: &Email,
+        purpose: OtpPurpose,
+        otp: &OtpRecord,
+        outbox: &[OutboxEntry],
+    ) -> Result<(), InfraError> {
+        let (email, otp, outbox) = (email.as_str().to_string(), otp.clone(), outbox.to_vec());
         self.run(move |c| {
-            c.execute(
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
                 "INSERT OR REPLACE INTO otps (email, purpose, code_mac, attempts, created_at, expires_at) VALUES (?1,?2,?3,?4,?5,?6)",
                 params![email, purpose.as_str(), otp.code_mac, otp.attempts, ts(otp.created_at), ts(otp.expires_at)],
-            )
-            .map(|_| ())
+            )?;
+            commerce::insert_outbox(&tx, &outbox)?;
+            tx.commit()
         })
         .await
     }

@@ -73,6 +73,7 @@ fn email_job(user: &User, template: EmailTemplate, vars: Vec<(&str, String)>) ->
         to: user.email.clone(),
         locale: user.locale.clone(),
         vars: all,
+        not_after: None,
     }
 }
 

@@ -15,7 +15,16 @@ pub fn entry(ctx: &AppContext, job: EmailJob) -> OutboxEntry {
 /// be sent stays for the sweep; nothing is lost.
 pub async fn relay(ctx: &AppContext, entries: &[OutboxEntry]) -> usize {
     let mut sent = 0;
+    let now = ctx.clock.now();
     for e in entries {
+        if e.job.not_after.is_some_and(|t| t < now) {
+            // A one-time code past its expiry: sending it now would only confuse.
+            tracing::info!(job_id = %e.job.job_id, template = e.job.template.as_str(), "dropping an expired email job");
+            if let Err(err) = ctx.stores.outbox.delete_outbox(e).await {
+                tracing::warn!(job_id = %e.job.job_id, error = %err, "expired email job could not be removed");
+            }
+            continue;
+        }
         if let Err(err) = ctx.email_queue.enqueue(&e.job).await {
             tracing::warn!(job_id = %e.job.job_id, template = e.job.template.as_str(), error = %err, "email job stays in the outbox: the queue refused it");
             continue;

@@ -36,6 +36,7 @@ contract!(
     idempotency_keys_are_claimed_completed_and_released,
     idempotency_completion_in_a_commit_must_hold_the_claim,
     the_outbox_lists_old_entries_and_deletes_them,
+    codes_are_written_with_their_email,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -123,6 +124,7 @@ fn job() -> EmailJob {
         to: Email::parse("buyer@stark.example").unwrap(),
         locale: "en".into(),
         vars: BTreeMap::new(),
+        not_after: None,
     }
 }
 
@@ -539,4 +541,38 @@ async fn the_outbox_lists_old_entries_and_deletes_them(s: &Stores) {
 
 fn rand_secs() -> i64 {
     (uuid::Uuid::new_v4().as_u128() % 1_000_000) as i64
+}
+
+async fn codes_are_written_with_their_email(s: &Stores) {
+    let far = "2099-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+    let email = Email::parse(&format!("{}@stark.example", uuid::Uuid::new_v4().simple())).unwrap();
+    let user = User {
+        id: new_user_id(),
+        email: email.clone(),
+        username: Username::parse(&format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12])).unwrap(),
+        role: Role::User,
+        email_verified: false,
+        locale: "en".into(),
+        created_at: t0(),
+        password_hash: PasswordHash("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into()),
+        token_generation: 0,
+    };
+    let signup_email = OutboxEntry { created_at: t0(), job: job() };
+    s.users.create_user(&user, &OtpRecord::new("mac1".into(), t0()), &[signup_email.clone()]).await.unwrap();
+    // A refused signup (the email is taken) writes no email either.
+    let mut twin = user.clone();
+    twin.id = new_user_id();
+    twin.username = Username::parse("another_name").unwrap();
+    let refused = OutboxEntry { created_at: t0(), job: job() };
+    assert!(s.users.create_user(&twin, &OtpRecord::new("mac2".into(), t0()), &[refused.clone()]).await.is_err());
+    let resend = OutboxEntry { created_at: t0(), job: job() };
+    s.otps
+        .put_otp(&email, OtpPurpose::Verification, &OtpRecord::new("mac3".into(), t0()), &[resend.clone()])
+        .await
+        .unwrap();
+    let pending = s.outbox.pending_outbox(far, 1000).await.unwrap();
+    assert!(pending.contains(&signup_email));
+    assert!(pending.contains(&resend));
+    assert!(!pending.contains(&refused));
+    assert_eq!(s.otps.get_otp(&email, OtpPurpose::Verification).await.unwrap().unwrap().code_mac, "mac3");
 }

@@ -26,6 +26,7 @@ fn job(n: u32) -> EmailJob {
             ("username".into(), format!("user{n}")),
             ("ttl_minutes".into(), "10".into()),
         ]),
+        not_after: None,
     }
 }
 

@@ -79,7 +79,7 @@ contract!(
 
 async fn users_round_trip(s: &Stores) {
     let u = user("pepper@stark.example", "Pepper");
-    s.users.create_user(&u, &otp("m1")).await.unwrap();
+    s.users.create_user(&u, &otp("m1"), &[]).await.unwrap();
     assert_eq!(s.users.user_by_email(&u.email).await.unwrap(), Some(u.clone()));
     assert_eq!(s.users.user_by_id(&u.id).await.unwrap(), Some(u.clone()));
     assert_eq!(s.users.user_by_id("nobody").await.unwrap(), None);
@@ -92,11 +92,11 @@ async fn users_round_trip(s: &Stores) {
 
 async fn email_and_username_are_unique_and_atomic(s: &Stores) {
     let first = user("happy@stark.example", "Happy");
-    s.users.create_user(&first, &otp("m1")).await.unwrap();
+    s.users.create_user(&first, &otp("m1"), &[]).await.unwrap();
     let same_email = user("happy@stark.example", "Hogan");
-    assert!(matches!(s.users.create_user(&same_email, &otp("m2")).await, Err(CreateUserError::EmailTaken)));
+    assert!(matches!(s.users.create_user(&same_email, &otp("m2"), &[]).await, Err(CreateUserError::EmailTaken)));
     let same_name = user("hogan@stark.example", "HAPPY");
-    assert!(matches!(s.users.create_user(&same_name, &otp("m3")).await, Err(CreateUserError::UsernameTaken)));
+    assert!(matches!(s.users.create_user(&same_name, &otp("m3"), &[]).await, Err(CreateUserError::UsernameTaken)));
     // Nothing of the refused signups was written.
     assert_eq!(s.users.user_by_id(&same_email.id).await.unwrap(), None);
     assert_eq!(s.users.user_by_id(&same_name.id).await.unwrap(), None);
@@ -105,16 +105,16 @@ async fn email_and_username_are_unique_and_atomic(s: &Stores) {
     assert_eq!(s.otps.get_otp(&first.email, OtpPurpose::Verification).await.unwrap().unwrap().code_mac, "m1");
     // Both taken (by different users): the email is what is reported, on every adapter.
     let second = user("second@stark.example", "second");
-    s.users.create_user(&second, &otp("m5")).await.unwrap();
+    s.users.create_user(&second, &otp("m5"), &[]).await.unwrap();
     let both = user("second@stark.example", "happy");
-    assert!(matches!(s.users.create_user(&both, &otp("m6")).await, Err(CreateUserError::EmailTaken)));
+    assert!(matches!(s.users.create_user(&both, &otp("m6"), &[]).await, Err(CreateUserError::EmailTaken)));
     let fine = user("hogan@stark.example", "Hogan");
-    s.users.create_user(&fine, &otp("m4")).await.unwrap();
+    s.users.create_user(&fine, &otp("m4"), &[]).await.unwrap();
 }
 
 async fn role_and_password_updates(s: &Stores) {
     let u = user("rhodey@stark.example", "rhodey");
-    s.users.create_user(&u, &otp("m")).await.unwrap();
+    s.users.create_user(&u, &otp("m"), &[]).await.unwrap();
     assert!(s.users.set_role(&u.id, Role::Provider).await.unwrap());
     assert!(!s.users.set_role("missing", Role::Admin).await.unwrap());
     // Only over the hash it was read with: a concurrent change wins.
@@ -128,8 +128,8 @@ async fn role_and_password_updates(s: &Stores) {
 
 async fn otp_is_replaced_and_kept_per_purpose(s: &Stores) {
     let e = Email::parse("jarvis@stark.example").unwrap();
-    s.otps.put_otp(&e, OtpPurpose::PasswordReset, &otp("a")).await.unwrap();
-    s.otps.put_otp(&e, OtpPurpose::PasswordReset, &otp("b")).await.unwrap();
+    s.otps.put_otp(&e, OtpPurpose::PasswordReset, &otp("a"), &[]).await.unwrap();
+    s.otps.put_otp(&e, OtpPurpose::PasswordReset, &otp("b"), &[]).await.unwrap();
     assert_eq!(s.otps.get_otp(&e, OtpPurpose::PasswordReset).await.unwrap().unwrap().code_mac, "b");
     assert_eq!(s.otps.get_otp(&e, OtpPurpose::Verification).await.unwrap(), None);
 }
@@ -138,7 +138,7 @@ async fn tries_are_charged_up_to_the_limit(s: &Stores) {
     let e = Email::parse("friday@stark.example").unwrap();
     let p = OtpPurpose::Verification;
     assert_eq!(s.otps.take_attempt(&e, p, 5).await.unwrap(), None, "no code, nothing to charge");
-    s.otps.put_otp(&e, p, &otp("mac")).await.unwrap();
+    s.otps.put_otp(&e, p, &otp("mac"), &[]).await.unwrap();
     for n in 1..=5 {
         let charged = s.otps.take_attempt(&e, p, 5).await.unwrap().unwrap();
         assert_eq!((charged.attempts, charged.code_mac.as_str()), (n, "mac"));
@@ -146,7 +146,7 @@ async fn tries_are_charged_up_to_the_limit(s: &Stores) {
     }
     assert_eq!(s.otps.take_attempt(&e, p, 5).await.unwrap(), None, "the sixth try is refused");
     // Deleting needs the right MAC: a code replaced meanwhile survives a stale delete.
-    s.otps.put_otp(&e, p, &otp("new")).await.unwrap();
+    s.otps.put_otp(&e, p, &otp("new"), &[]).await.unwrap();
     s.otps.delete_otp(&e, p, "mac").await.unwrap();
     assert_eq!(s.otps.get_otp(&e, p).await.unwrap().unwrap().attempts, 0);
     s.otps.delete_otp(&e, p, "new").await.unwrap();
@@ -157,7 +157,7 @@ async fn tries_are_charged_up_to_the_limit(s: &Stores) {
 async fn a_burst_of_tries_gets_only_the_limit(s: &Stores) {
     let e = Email::parse("burst@stark.example").unwrap();
     let p = OtpPurpose::PasswordReset;
-    s.otps.put_otp(&e, p, &otp("mac")).await.unwrap();
+    s.otps.put_otp(&e, p, &otp("mac"), &[]).await.unwrap();
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let otps = s.otps.clone();
@@ -173,7 +173,7 @@ async fn a_burst_of_tries_gets_only_the_limit(s: &Stores) {
 
 async fn verification_redeems_once(s: &Stores) {
     let u = user("karen@stark.example", "karen");
-    s.users.create_user(&u, &otp("good")).await.unwrap();
+    s.users.create_user(&u, &otp("good"), &[]).await.unwrap();
     let r = OtpRedemption::VerifyEmail { user_id: u.id.clone() };
     let p = OtpPurpose::Verification;
     assert!(!s.otps.redeem_otp(&u.email, p, "stale", &r).await.unwrap());
@@ -186,9 +186,9 @@ async fn verification_redeems_once(s: &Stores) {
 
 async fn password_reset_redemption_bumps_the_generation(s: &Stores) {
     let u = user("edith@stark.example", "edith");
-    s.users.create_user(&u, &otp("v")).await.unwrap();
+    s.users.create_user(&u, &otp("v"), &[]).await.unwrap();
     let p = OtpPurpose::PasswordReset;
-    s.otps.put_otp(&u.email, p, &otp("r")).await.unwrap();
+    s.otps.put_otp(&u.email, p, &otp("r"), &[]).await.unwrap();
     let r = OtpRedemption::ResetPassword { user_id: u.id.clone(), new_hash: PasswordHash("h2".into()) };
     assert!(s.otps.redeem_otp(&u.email, p, "r", &r).await.unwrap());
     let got = s.users.user_by_id(&u.id).await.unwrap().unwrap();
@@ -325,7 +325,7 @@ async fn concurrent_signups_for_one_email_make_one_user(s: &Stores) {
         let users = s.users.clone();
         tasks.push(tokio::spawn(async move {
             let u = user("race@stark.example", &format!("racer{i}"));
-            users.create_user(&u, &otp("m")).await.map(|_| u.id)
+            users.create_user(&u, &otp("m"), &[]).await.map(|_| u.id)
         }));
     }
     let mut winners = Vec::new();

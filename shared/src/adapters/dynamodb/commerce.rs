@@ -92,6 +92,13 @@ fn outbox_key(e: &OutboxEntry) -> Item {
     key(format!("OUTBOX#{shard}"), sk)
 }
 
+/// An outbox entry as an item, to write in the transaction of the change that causes it.
+pub(super) fn outbox_item(e: &OutboxEntry) -> anyhow::Result<Item> {
+    let mut item = outbox_key(e);
+    item.insert("doc".into(), doc(e)?);
+    Ok(item)
+}
+
 impl DynamoStore {
     /// Every item of one partition (optionally under an SK prefix), following pages.
     async fn query_partition(
@@ -374,9 +381,7 @@ impl SubscriptionStore for DynamoStore {
             items.push((update, Some(Conflict::Idempotency)));
         }
         for e in &commit.outbox {
-            let mut item = outbox_key(e);
-            item.insert("doc".into(), doc(e)?);
-            items.push((self.put(item, None)?, None));
+            items.push((self.put(outbox_item(e)?, None)?, None));
         }
         let (writes, meaning): (Vec<_>, Vec<_>) = items.into_iter().unzip();
         match self.transact(writes).await {

@@ -222,6 +222,17 @@ fn load_subscription(c: &Connection, id: &str) -> rusqlite::Result<Option<Subscr
         .transpose()
 }
 
+/// Writes outbox entries inside the transaction of the change that causes them.
+pub(super) fn insert_outbox(tx: &rusqlite::Transaction<'_>, entries: &[OutboxEntry]) -> rusqlite::Result<()> {
+    for e in entries {
+        tx.execute(
+            "INSERT OR REPLACE INTO outbox (job_id, created_at, doc) VALUES (?1, ?2, ?3)",
+            params![e.job.job_id, ts(e.created_at), to_doc(e)?],
+        )?;
+    }
+    Ok(())
+}
+
 /// Applies one commit inside `tx`; the first failed condition aborts it.
 fn apply(tx: &rusqlite::Transaction<'_>, commit: &Commit) -> rusqlite::Result<Result<(), Conflict>> {
     if let Some((sub, expected)) = &commit.subscription {
@@ -305,12 +316,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, commit: &Commit) -> rusqlite::Result<Re
             return Ok(Err(Conflict::Idempotency));
         }
     }
-    for e in &commit.outbox {
-        tx.execute(
-            "INSERT OR REPLACE INTO outbox (job_id, created_at, doc) VALUES (?1, ?2, ?3)",
-            params![e.job.job_id, ts(e.created_at), to_doc(e)?],
-        )?;
-    }
+    insert_outbox(tx, &commit.outbox)?;
     Ok(Ok(()))
 }
 

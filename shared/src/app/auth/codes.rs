@@ -41,8 +41,9 @@ async fn admit_send(ctx: &AppContext, purpose: OtpPurpose, email: &Email) -> Res
 
 async fn issue_code(ctx: &AppContext, user: &User, purpose: OtpPurpose) -> Result<(), InfraError> {
     let (code, record) = super::new_code(ctx, purpose, &user.email)?;
-    ctx.stores.otps.put_otp(&user.email, purpose, &record).await?;
-    super::send_code(ctx, user, purpose, &code).await;
+    let outbox = [super::code_email(ctx, user, purpose, &code, &record)];
+    ctx.stores.otps.put_otp(&user.email, purpose, &record, &outbox).await?;
+    crate::app::outbox::relay(ctx, &outbox).await;
     Ok(())
 }
 

@@ -13,7 +13,7 @@ pub use signup::{signup, SignupError, SignupInput};
 use std::collections::BTreeMap;
 
 use crate::domain::{otp_mac, Email, OtpCode, OtpPurpose, OtpRecord, User, OTP_TTL_MINUTES};
-use crate::ports::{EmailJob, EmailTemplate};
+use crate::ports::{EmailJob, EmailTemplate, OutboxEntry};
 
 use super::AppContext;
 
@@ -28,9 +28,9 @@ fn new_code(ctx: &AppContext, purpose: OtpPurpose, email: &Email) -> anyhow::Res
     Ok((code, OtpRecord::new(mac, ctx.clock.now())))
 }
 
-/// Queues the email that carries `code`. A queue failure is logged, not returned: the code
-/// is stored, and the user can ask for another once the cooldown passes.
-async fn send_code(ctx: &AppContext, user: &User, purpose: OtpPurpose, code: &OtpCode) {
+/// The outbox entry of the email that carries `code`. It is written with the code itself and
+/// relayed right after; it is useless once the code expires, so it is not sent after that.
+fn code_email(ctx: &AppContext, user: &User, purpose: OtpPurpose, code: &OtpCode, record: &OtpRecord) -> OutboxEntry {
     let template = match purpose {
         OtpPurpose::Verification => EmailTemplate::OtpVerification,
         OtpPurpose::PasswordReset => EmailTemplate::PasswordReset,
@@ -45,8 +45,7 @@ async fn send_code(ctx: &AppContext, user: &User, purpose: OtpPurpose, code: &Ot
             ("username".to_string(), user.username.as_str().to_string()),
             ("ttl_minutes".to_string(), OTP_TTL_MINUTES.to_string()),
         ]),
+        not_after: Some(record.expires_at),
     };
-    if let Err(e) = ctx.email_queue.enqueue(&job).await {
-        tracing::error!(job_id = %job.job_id, template = template.as_str(), error = %e, "email job could not be queued");
-    }
+    crate::app::outbox::entry(ctx, job)
 }

@@ -38,7 +38,9 @@ pub async fn signup(ctx: &AppContext, input: SignupInput) -> Result<User, Signup
         token_generation: 0,
     };
     let (code, record) = super::new_code(ctx, OtpPurpose::Verification, &user.email)?;
-    ctx.stores.users.create_user(&user, &record).await.map_err(|e| match e {
+    let email = super::code_email(ctx, &user, OtpPurpose::Verification, &code, &record);
+    let outbox = [email];
+    ctx.stores.users.create_user(&user, &record, &outbox).await.map_err(|e| match e {
         CreateUserError::EmailTaken => SignupError::EmailTaken,
         CreateUserError::UsernameTaken => SignupError::UsernameTaken,
         CreateUserError::Infra(e) => SignupError::Infra(e),
@@ -55,6 +57,6 @@ pub async fn signup(ctx: &AppContext, input: SignupInput) -> Result<User, Signup
     if let Err(e) = recorded {
         tracing::warn!(error = %e, "signup send was not recorded in the resend window");
     }
-    super::send_code(ctx, &user, OtpPurpose::Verification, &code).await;
+    crate::app::outbox::relay(ctx, &outbox).await;
     Ok(user)
 }
