@@ -105,8 +105,13 @@ pub async fn local_context_with(
     let secrets = Secrets::load_or_create(&cfg.data_dir)?;
     let (email_queue, worker): (Arc<dyn EmailQueue>, _) = match cfg.queue {
         QueueKind::InProcess => {
-            let outbox = EmlOutbox::new(&cfg.data_dir.join("outbox"), cfg.mail_from.clone())?;
-            let q = InProcessQueue::start(outbox, clock.clone());
+            let outbox = EmlOutbox::new(&cfg.data_dir.join("outbox"), cfg.mail_from.clone(), clock.clone())?;
+            let sender = crate::app::notify::Sender {
+                log: stores.email_log.clone(),
+                mailer: Arc::new(outbox),
+                clock: clock.clone(),
+            };
+            let q = InProcessQueue::start(sender, stores.outbox.clone());
             (Arc::new(q.clone()), Some(q))
         }
         QueueKind::Sqs => {

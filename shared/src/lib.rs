@@ -6,6 +6,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod email;
 pub mod http;
 pub mod lambda;
 pub mod local;

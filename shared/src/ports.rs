@@ -368,8 +368,82 @@ impl std::fmt::Debug for EmailJob {
 #[async_trait]
 pub trait EmailQueue: Send + Sync {
     async fn enqueue(&self, job: &EmailJob) -> Result<(), InfraError>;
+    /// Hands over an outbox entry. True when the queue now holds it durably and the caller
+    /// removes it from the outbox; false when the queue removes it itself once delivered
+    /// (a queue that a crash would empty).
+    async fn enqueue_entry(&self, entry: &OutboxEntry) -> Result<bool, InfraError> {
+        self.enqueue(&entry.job).await.map(|()| true)
+    }
     /// For the health endpoint.
     async fn ping(&self) -> Result<(), InfraError>;
+}
+
+/// An email ready to send: rendered, addressed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    pub job_id: String,
+    /// Which email this is (an SES tag, part of the `.eml` file name).
+    pub template: EmailTemplate,
+    pub to: Email,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl std::fmt::Debug for OutgoingEmail {
+    // The bodies may hold a one-time code.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingEmail").field("job_id", &self.job_id).field("to", &self.to).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendFailure {
+    /// The provider refused this message for good (a rejected or invalid address): record it,
+    /// do not retry.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// Worth another try later (throttling, an outage, a configuration being fixed).
+    #[error(transparent)]
+    Transient(#[from] InfraError),
+}
+
+/// Sends one email: SES v2 on AWS, `.eml` files locally. Returns the provider's message id.
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, SendFailure>;
+}
+
+/// What the email log knows about a job when a sender takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendClaim {
+    /// Ours to send now.
+    Claimed,
+    /// Sent before (a redelivery): send nothing.
+    Sent { message_id: String },
+    /// Refused for good before: send nothing.
+    Rejected { reason: String },
+    /// Another sender holds it (until its lease runs out).
+    InFlight,
+}
+
+/// Which jobs were sent, so a redelivered message sends nothing twice.
+#[async_trait]
+pub trait EmailLog: Send + Sync {
+    /// Takes the job for sending until `lease_until`, unless it was sent or rejected, or
+    /// another live lease holds it. Records are kept until `keep_until`.
+    async fn claim_send(
+        &self,
+        job_id: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        keep_until: DateTime<Utc>,
+    ) -> Result<SendClaim, InfraError>;
+    async fn mark_sent(&self, job_id: &str, message_id: &str) -> Result<(), InfraError>;
+    /// Records that the provider refused the job's address, and why.
+    async fn mark_rejected(&self, job_id: &str, to: &Email, reason: &str) -> Result<(), InfraError>;
+    /// Gives the job back (the send failed and will be retried).
+    async fn release_send(&self, job_id: &str) -> Result<(), InfraError>;
 }
 
 pub trait Clock: Send + Sync {

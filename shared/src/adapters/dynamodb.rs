@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 mod commerce;
+mod email_log;
 
 use crate::domain::{Email, OtpPurpose, OtpRecord, PasswordHash, Role, User, Username};
 use crate::ports::*;

@@ -1,15 +1,18 @@
-//! The local email queue: an in-process channel drained by a worker task that hands each job
-//! to the `.eml` outbox. `stark serve` uses it; nothing else needs to be installed.
+//! The local email queue: an in-process channel drained by a worker task that runs the same
+//! sender as the `email-sender` Lambda (render, dedupe, send) with the `.eml` outbox as its
+//! mailer. `stark serve` uses it; nothing else needs to be installed.
 
 use async_trait::async_trait;
-use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
-use super::eml_outbox::EmlOutbox;
-use crate::ports::{Clock, EmailJob, EmailQueue, InfraError};
+use crate::app::notify::{Delivery, Sender};
+use crate::ports::{EmailJob, EmailQueue, InfraError, OutboxEntry, OutboxStore};
+use std::sync::Arc;
 
 enum Message {
     Job(EmailJob),
+    /// An outbox entry: removed from the outbox once handled.
+    Entry(OutboxEntry),
     /// Answered once every job queued before it has been handled.
     Flush(oneshot::Sender<()>),
 }
@@ -23,6 +26,7 @@ impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Message::Job(job) => job.fmt(f),
+            Message::Entry(e) => e.job.fmt(f),
             Message::Flush(_) => f.write_str("Flush"),
         }
     }
@@ -30,25 +34,29 @@ impl std::fmt::Debug for Message {
 
 impl InProcessQueue {
     /// Starts the worker on the current runtime. It ends when every sender is dropped.
-    pub fn start(outbox: EmlOutbox, clock: Arc<dyn Clock>) -> Self {
+    pub fn start(sender: Sender, outbox: Arc<dyn OutboxStore>) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {
             while let Some(message) = rx.recv().await {
-                let job = match message {
-                    Message::Job(job) => job,
+                let (job, entry) = match message {
+                    Message::Job(job) => (job, None),
+                    Message::Entry(e) => (e.job.clone(), Some(e)),
                     Message::Flush(done) => {
                         let _ = done.send(());
                         continue;
                     }
                 };
-                let outbox = outbox.clone();
-                let now = clock.now();
-                let id = job.job_id.clone();
-                let res = tokio::task::spawn_blocking(move || outbox.deliver(&job, now)).await;
-                match res {
-                    Ok(Ok(path)) => tracing::info!(job_id = %id, path = %path.display(), "email written to outbox"),
-                    Ok(Err(e)) => tracing::error!(job_id = %id, error = %e, "email could not be written"),
-                    Err(e) => tracing::error!(job_id = %id, error = %e, "email worker task failed"),
+                let mut delivery = sender.deliver_logged(&job).await;
+                if let Delivery::Retry { .. } = delivery {
+                    // One more try for a passing failure (a busy disk); what still fails stays
+                    // in the outbox for the sweep.
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    delivery = sender.deliver_logged(&job).await;
+                }
+                if let (Some(e), false) = (entry, matches!(delivery, Delivery::Retry { .. })) {
+                    if let Err(err) = outbox.delete_outbox(&e).await {
+                        tracing::warn!(job_id = %e.job.job_id, error = %err, "handled email job could not be removed from the outbox");
+                    }
                 }
             }
         });
@@ -68,6 +76,15 @@ impl InProcessQueue {
 impl EmailQueue for InProcessQueue {
     async fn enqueue(&self, job: &EmailJob) -> Result<(), InfraError> {
         self.tx.send(Message::Job(job.clone())).map_err(|_| anyhow::anyhow!("the in-process email worker has stopped"))
+    }
+
+    /// Not durable: the entry leaves the outbox only once the worker has handled it, so a
+    /// crash loses nothing (the next start's sweep sends it; the email log drops a repeat).
+    async fn enqueue_entry(&self, entry: &OutboxEntry) -> Result<bool, InfraError> {
+        self.tx
+            .send(Message::Entry(entry.clone()))
+            .map(|()| false)
+            .map_err(|_| anyhow::anyhow!("the in-process email worker has stopped"))
     }
 
     async fn ping(&self) -> Result<(), InfraError> {

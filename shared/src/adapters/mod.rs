@@ -4,6 +4,7 @@
 pub mod dynamodb;
 pub mod eml_outbox;
 pub mod inprocess_queue;
+pub mod ses;
 pub mod sqlite;
 pub mod sqs;
 

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 mod commerce;
+mod email_log;
 
 use crate::domain::{Email, OtpPurpose, OtpRecord, PasswordHash, Role, User, Username};
 use crate::ports::*;
@@ -125,6 +126,7 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(commerce::SCHEMA)?;
+        conn.execute_batch(email_log::SCHEMA)?;
         Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
     }
 

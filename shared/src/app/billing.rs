@@ -144,7 +144,7 @@ pub async fn start_trial(
                 ("product", product.name.clone()),
                 ("plan", plan.name.clone()),
                 ("days", plan.trial_days.to_string()),
-                ("trial_end", day(end)),
+                ("period_end", day(end)),
             ],
         );
         let c = Commit {

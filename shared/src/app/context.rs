@@ -15,6 +15,7 @@ pub struct Stores {
     pub subscriptions: Arc<dyn SubscriptionStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub outbox: Arc<dyn OutboxStore>,
+    pub email_log: Arc<dyn EmailLog>,
     pub ping: Arc<dyn StorePing>,
 }
 
@@ -29,6 +30,7 @@ impl Stores {
             + SubscriptionStore
             + IdempotencyStore
             + OutboxStore
+            + EmailLog
             + StorePing
             + 'static,
     {
@@ -41,6 +43,7 @@ impl Stores {
             subscriptions: adapter.clone(),
             idempotency: adapter.clone(),
             outbox: adapter.clone(),
+            email_log: adapter.clone(),
             ping: adapter,
         }
     }

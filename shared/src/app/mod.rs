@@ -4,6 +4,7 @@ pub mod auth;
 pub mod billing;
 pub mod catalog;
 mod context;
+pub mod notify;
 pub mod outbox;
 pub mod throttle;
 

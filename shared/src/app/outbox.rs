@@ -25,11 +25,17 @@ pub async fn relay(ctx: &AppContext, entries: &[OutboxEntry]) -> usize {
             }
             continue;
         }
-        if let Err(err) = ctx.email_queue.enqueue(&e.job).await {
-            tracing::warn!(job_id = %e.job.job_id, template = e.job.template.as_str(), error = %err, "email job stays in the outbox: the queue refused it");
+        let durable = match ctx.email_queue.enqueue_entry(e).await {
+            Ok(durable) => durable,
+            Err(err) => {
+                tracing::warn!(job_id = %e.job.job_id, template = e.job.template.as_str(), error = %err, "email job stays in the outbox: the queue refused it");
+                continue;
+            }
+        };
+        sent += 1;
+        if !durable {
             continue;
         }
-        sent += 1;
         if let Err(err) = ctx.stores.outbox.delete_outbox(e).await {
             // It was sent; the sweep will send it again, and the sender drops the duplicate.
             tracing::warn!(job_id = %e.job.job_id, error = %err, "sent email job could not be removed from the outbox");

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use stark::adapters::eml_outbox::EmlOutbox;
 use stark::adapters::inprocess_queue::InProcessQueue;
+use stark::adapters::sqlite::SqliteStore;
 use stark::adapters::sqs::SqsEmailQueue;
+use stark::app::notify::Sender;
 use stark::clock::SystemClock;
 use stark::domain::Email;
 use stark::ports::{EmailJob, EmailQueue, EmailTemplate};
@@ -61,19 +63,57 @@ async fn sqs_ping_fails_for_a_missing_queue() {
     assert!(q.ping().await.is_err());
 }
 
+/// The in-process queue with its worker: the sender over a SQLite email log and the `.eml`
+/// outbox in `dir` (the store lives in a subfolder).
+fn in_process(dir: &std::path::Path) -> (InProcessQueue, stark::app::Stores) {
+    let store = Arc::new(SqliteStore::open(&dir.join("db").join("stark.db")).unwrap());
+    let stores = stark::app::Stores::from_adapter(store);
+    let clock: Arc<dyn stark::ports::Clock> = Arc::new(SystemClock);
+    let outbox = EmlOutbox::new(dir, "Stark <no-reply@stark.example>", clock.clone()).unwrap();
+    let sender = Sender { log: stores.email_log.clone(), mailer: Arc::new(outbox), clock };
+    (InProcessQueue::start(sender, stores.outbox.clone()), stores)
+}
+
+fn emls(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn in_process_queue_sends_a_redelivered_job_once_and_clears_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let (q, stores) = in_process(dir.path());
+    let entry = stark::ports::OutboxEntry { created_at: chrono::Utc::now(), job: job(7) };
+    stores
+        .subscriptions
+        .commit(&stark::ports::Commit { outbox: vec![entry.clone()], ..Default::default() })
+        .await
+        .unwrap();
+    // The queue is not durable: it keeps the entry in the outbox until its worker is done.
+    assert!(!q.enqueue_entry(&entry).await.unwrap());
+    q.enqueue(&entry.job).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), q.flush()).await.unwrap().unwrap();
+    assert_eq!(emls(dir.path()).len(), 1, "a redelivered job is written once");
+    let far = chrono::Utc::now() + chrono::Duration::days(1);
+    assert!(stores.outbox.pending_outbox(far, 10).await.unwrap().is_empty(), "handled, so removed");
+}
+
 #[tokio::test]
 async fn in_process_queue_delivers_jobs_intact() {
     let dir = tempfile::tempdir().unwrap();
-    let outbox = EmlOutbox::new(dir.path(), "Stark <no-reply@stark.example>").unwrap();
-    let q = InProcessQueue::start(outbox, Arc::new(SystemClock));
+    let (q, _stores) = in_process(dir.path());
     q.ping().await.unwrap();
     let sent: Vec<EmailJob> = (0..3).map(job).collect();
     for j in &sent {
         q.enqueue(j).await.unwrap();
     }
     tokio::time::timeout(Duration::from_secs(10), q.flush()).await.unwrap().unwrap();
-    let mut files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
+    let files = emls(dir.path());
     assert_eq!(files.len(), sent.len());
     for (path, j) in files.iter().zip(&sent) {
         let eml = std::fs::read_to_string(path).unwrap();

@@ -1,0 +1,89 @@
+//! The email log on SQLite: which jobs were sent, so a redelivery sends nothing twice.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+
+use super::{ts, SqliteStore};
+use crate::domain::Email;
+use crate::ports::{EmailLog, InfraError, SendClaim};
+
+pub(super) const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS email_log (
+    job_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    lease_until TEXT NOT NULL,
+    keep_until TEXT NOT NULL,
+    message_id TEXT,
+    recipient TEXT,
+    reason TEXT
+);
+"#;
+
+#[async_trait]
+impl EmailLog for SqliteStore {
+    async fn claim_send(
+        &self,
+        job_id: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        keep_until: DateTime<Utc>,
+    ) -> Result<SendClaim, InfraError> {
+        let id = job_id.to_string();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let row: Option<(String, String, String, Option<String>, Option<String>)> = tx
+                .query_row(
+                    "SELECT state, lease_until, keep_until, message_id, reason FROM email_log WHERE job_id = ?1",
+                    [&id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
+                .optional()?;
+            let now_s = ts(now);
+            if let Some((state, lease, keep, message_id, reason)) = row {
+                if keep > now_s {
+                    match state.as_str() {
+                        "sent" => return Ok(SendClaim::Sent { message_id: message_id.unwrap_or_default() }),
+                        "rejected" => return Ok(SendClaim::Rejected { reason: reason.unwrap_or_default() }),
+                        _ if lease > now_s => return Ok(SendClaim::InFlight),
+                        _ => {}
+                    }
+                }
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO email_log (job_id, state, lease_until, keep_until) VALUES (?1, 'sending', ?2, ?3)",
+                params![id, ts(lease_until), ts(keep_until)],
+            )?;
+            tx.commit()?;
+            Ok(SendClaim::Claimed)
+        })
+        .await
+    }
+
+    async fn mark_sent(&self, job_id: &str, message_id: &str) -> Result<(), InfraError> {
+        let (id, mid) = (job_id.to_string(), message_id.to_string());
+        self.run(move |c| {
+            c.execute("UPDATE email_log SET state = 'sent', message_id = ?2 WHERE job_id = ?1", params![id, mid])
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn mark_rejected(&self, job_id: &str, to: &Email, reason: &str) -> Result<(), InfraError> {
+        let (id, to, reason) = (job_id.to_string(), to.as_str().to_string(), reason.to_string());
+        self.run(move |c| {
+            c.execute(
+                "UPDATE email_log SET state = 'rejected', recipient = ?2, reason = ?3 WHERE job_id = ?1",
+                params![id, to, reason],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn release_send(&self, job_id: &str) -> Result<(), InfraError> {
+        let id = job_id.to_string();
+        self.run(move |c| c.execute("DELETE FROM email_log WHERE job_id = ?1 AND state = 'sending'", [id]).map(|_| ()))
+            .await
+    }
+}
