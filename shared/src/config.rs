@@ -165,3 +165,19 @@ pub async fn lambda_context(served: &[crate::http::Endpoint]) -> anyhow::Result<
         enumeration_floor: ENUMERATION_FLOOR,
     })
 }
+
+/// The `email-sender` Lambda's parts: the email log in the table (`TABLE_NAME`), SES v2 with
+/// `MAIL_FROM` and the optional `SES_CONFIGURATION_SET`, and the dead-letter queue
+/// (`DEAD_LETTER_QUEUE_URL`).
+pub async fn sender_from_env() -> anyhow::Result<(crate::app::notify::Sender, Arc<dyn crate::ports::DeadLetters>)> {
+    let table = required_env("TABLE_NAME")?;
+    let from = required_env("MAIL_FROM")?;
+    let dlq = required_env("DEAD_LETTER_QUEUE_URL")?;
+    let configuration_set = std::env::var("SES_CONFIGURATION_SET").ok().filter(|s| !s.is_empty());
+    let sdk = aws_config().await;
+    let log = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table));
+    let mailer = crate::adapters::ses::SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), from, configuration_set);
+    let sender = crate::app::notify::Sender { log, mailer: Arc::new(mailer), clock: Arc::new(SystemClock) };
+    let dead = crate::adapters::sqs::SqsDeadLetters::new(aws_sdk_sqs::Client::new(&sdk), dlq);
+    Ok((sender, Arc::new(dead)))
+}

@@ -51,3 +51,61 @@ pub async fn serve_http(served: &'static [Endpoint]) -> Result<(), lambda_http::
     }))
     .await
 }
+
+/// Runs the `email-sender` Lambda: SQS batches in, partial batch failures out
+/// (`ReportBatchItemFailures`), so one bad message never fails its batch.
+pub async fn serve_email_sender() -> Result<(), lambda_runtime::Error> {
+    use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+    init_tracing();
+    let (sender, dead) = crate::config::sender_from_env().await.map_err(|e| {
+        tracing::error!(error = %e, "start-up failed");
+        e
+    })?;
+    let (sender, dead) = (Arc::new(sender), dead);
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+        let (sender, dead) = (sender.clone(), dead.clone());
+        async move {
+            let messages: Vec<crate::app::notify::QueueMessage> = event
+                .payload
+                .records
+                .into_iter()
+                .map(|r| crate::app::notify::QueueMessage {
+                    id: r.message_id.unwrap_or_default(),
+                    body: r.body.unwrap_or_default(),
+                })
+                .collect();
+            let failed = crate::app::notify::handle_batch(&sender, dead.as_ref(), &messages).await;
+            let mut resp = SqsBatchResponse::default();
+            for id in failed {
+                let mut f = BatchItemFailure::default();
+                f.item_identifier = id;
+                resp.batch_item_failures.push(f);
+            }
+            Ok::<_, lambda_runtime::Error>(resp)
+        }
+    }))
+    .await
+}
+
+/// Runs the `outbox-sweep` Lambda (an EventBridge schedule): sends to the email queue every
+/// outbox entry that the relay after its commit could not send.
+pub async fn serve_outbox_sweep() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    if std::env::var("EMAIL_QUEUE_URL").is_err() {
+        tracing::error!("start-up failed: EMAIL_QUEUE_URL is not set");
+        return Err("EMAIL_QUEUE_URL is not set".into());
+    }
+    let ctx = Arc::new(crate::config::lambda_context(&[]).await.map_err(|e| {
+        tracing::error!(error = %e, "start-up failed");
+        e
+    })?);
+    lambda_runtime::run(lambda_runtime::service_fn(move |_event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+        let ctx = ctx.clone();
+        async move {
+            let sent = crate::app::outbox::sweep(&ctx, crate::app::outbox::SWEEP_AGE).await?;
+            tracing::info!(sent, "outbox swept");
+            Ok::<_, lambda_runtime::Error>(serde_json::json!({ "sent": sent }))
+        }
+    }))
+    .await
+}

@@ -446,6 +446,13 @@ pub trait EmailLog: Send + Sync {
     async fn release_send(&self, job_id: &str) -> Result<(), InfraError>;
 }
 
+/// Where a message that can never be sent is parked for people to look at: the email
+/// queue's dead-letter queue.
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    async fn park(&self, body: &str, reason: &str) -> Result<(), InfraError>;
+}
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }

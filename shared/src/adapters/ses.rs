@@ -26,9 +26,11 @@ fn utf8(text: &str) -> Result<Content, SendFailure> {
 }
 
 /// SES errors that will not go away by retrying this message: the message or its address
-/// was refused. Everything else (throttling, a paused account, a missing configuration set,
-/// an outage) is transient: the queue retries, then the dead-letter queue keeps it.
-const REJECTIONS: [&str; 2] = ["MessageRejected", "BadRequestException"];
+/// was refused (`InvalidParameterValue` is how the v1-compatible endpoints, moto among them,
+/// refuse an address). Everything else (throttling, a paused account, a missing
+/// configuration set, an outage) is transient: the queue retries, then the dead-letter queue
+/// keeps it.
+const REJECTIONS: [&str; 3] = ["MessageRejected", "BadRequestException", "InvalidParameterValue"];
 
 #[async_trait]
 impl Mailer for SesMailer {

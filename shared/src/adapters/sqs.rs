@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_sqs::Client;
 
-use crate::ports::{EmailJob, EmailQueue, InfraError};
+use crate::ports::{DeadLetters, EmailJob, EmailQueue, InfraError};
 
 #[derive(Clone, Debug)]
 pub struct SqsEmailQueue {
@@ -30,6 +30,41 @@ impl EmailQueue for SqsEmailQueue {
             .get_queue_attributes()
             .queue_url(&self.queue_url)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await?;
+        Ok(())
+    }
+}
+
+/// The dead-letter queue, for messages the sender can never send (unparseable, an unknown
+/// template, a missing variable): parked at once with the reason as a message attribute,
+/// instead of being received and failed until the redrive policy moves them.
+#[derive(Clone, Debug)]
+pub struct SqsDeadLetters {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsDeadLetters {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        SqsDeadLetters { client, queue_url: queue_url.into() }
+    }
+}
+
+#[async_trait]
+impl DeadLetters for SqsDeadLetters {
+    async fn park(&self, body: &str, reason: &str) -> Result<(), InfraError> {
+        let reason = aws_sdk_sqs::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(reason.chars().take(1000).collect::<String>())
+            .build()?;
+        // SQS refuses an empty body.
+        let body = if body.is_empty() { "(empty)" } else { body };
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .message_attributes("reason", reason)
             .send()
             .await?;
         Ok(())

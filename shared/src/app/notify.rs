@@ -5,7 +5,7 @@
 use chrono::Duration;
 use std::sync::Arc;
 
-use crate::ports::{Clock, EmailJob, EmailLog, Mailer, SendClaim, SendFailure};
+use crate::ports::{Clock, DeadLetters, EmailJob, EmailLog, Mailer, SendClaim, SendFailure};
 
 /// How long a sender holds a job it is sending: well above one send (the function times out
 /// at 10 s), well below the queue's retries (5 receives, 60 s apart).
@@ -103,4 +103,51 @@ impl Sender {
         }
         d
     }
+}
+
+/// One queue message: its id (to report it failed) and body.
+#[derive(Debug, Clone)]
+pub struct QueueMessage {
+    pub id: String,
+    pub body: String,
+}
+
+/// Why a message body is not a job, in words for the log and the dead-letter queue.
+fn unparseable(body: &str, e: &serde_json::Error) -> String {
+    let template = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("template").and_then(|t| t.as_str()).map(str::to_string));
+    match template {
+        Some(t) if !crate::email::is_known_template(&t) => format!("unknown template {t:?}"),
+        _ => format!("not an email job: {e}"),
+    }
+}
+
+/// Handles one SQS batch; returns the ids of the messages to retry. A message that can never
+/// be sent (unparseable, an unknown template, a missing variable) is parked in the
+/// dead-letter queue and not retried; one that failed for a passing reason is retried, and
+/// the redrive policy parks it after the last try. The rest of the batch goes on either way.
+pub async fn handle_batch(sender: &Sender, dead: &dyn DeadLetters, messages: &[QueueMessage]) -> Vec<String> {
+    let outcomes = futures::future::join_all(messages.iter().map(|m| async move {
+        let park = |reason: String| async move {
+            tracing::error!(message_id = %m.id, reason, "email message parked in the dead-letter queue");
+            match dead.park(&m.body, &reason).await {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::error!(message_id = %m.id, error = %e, "could not park the message; it will be retried");
+                    Some(m.id.clone())
+                }
+            }
+        };
+        match serde_json::from_str::<EmailJob>(&m.body) {
+            Err(e) => park(unparseable(&m.body, &e)).await,
+            Ok(job) => match sender.deliver_logged(&job).await {
+                Delivery::Retry { .. } => Some(m.id.clone()),
+                Delivery::Undeliverable { reason } => park(reason).await,
+                _ => None,
+            },
+        }
+    }))
+    .await;
+    outcomes.into_iter().flatten().collect()
 }

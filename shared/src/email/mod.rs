@@ -9,6 +9,11 @@ pub enum RenderError {
     MissingVariable(String),
 }
 
+/// Whether `name` is a template this build renders.
+pub fn is_known_template(name: &str) -> bool {
+    serde_json::from_value::<EmailTemplate>(serde_json::Value::from(name)).is_ok()
+}
+
 /// The interim English renderer (the localized, branded templates replace it).
 pub fn render(job: &EmailJob) -> Result<OutgoingEmail, RenderError> {
     let var = |k: &str| job.vars.get(k).cloned().ok_or_else(|| RenderError::MissingVariable(k.to_string()));

@@ -1,0 +1,6 @@
+//! Lambda `outbox-sweep`: see README.md, "Functions".
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    stark::lambda::serve_outbox_sweep().await
+}
