@@ -34,8 +34,10 @@ pids=()
 cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-# --- moto_server: one per run, on a free port ------------------------------------------------
-moto_port=$(free_port)
+# --- moto_server: two per run, on free ports -------------------------------------------------
+# One serves DynamoDB and SQS. A second serves SES v2 alone: the tests read sent mail back from
+# moto's /moto-api/data.json, which dumps every model of the server it asks, so SES keeps a
+# server of its own where that dump stays small and quick.
 mkdir -p target
 # moto_server's own entry point, with one change: moto handles each request on its own thread
 # and does not lock around a DynamoDB transaction (it snapshots the table, applies, and
@@ -43,20 +45,24 @@ mkdir -p target
 # transaction undo a winning one. A long GIL switch interval makes a request's processing
 # run without preemption (threads still switch on socket I/O), which is what the concurrency
 # tests need for DynamoDB's per-request atomicity to hold.
-.venv/bin/python -c 'import sys; sys.setswitchinterval(5.0); from moto.server import main; sys.exit(main())' \
-  -H 127.0.0.1 -p "$moto_port" >target/moto.log 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do
-  if .venv/bin/python - "$moto_port" <<'PY' 2>/dev/null; then break; fi
-import sys, urllib.request
-urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/moto-api/", timeout=1)
-PY
-  sleep 0.1
-done
-.venv/bin/python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$moto_port/moto-api/', timeout=2)" 2>/dev/null \
-  || die "moto_server did not start on port $moto_port (see target/moto.log)"
-export STARK_TEST_MOTO_URL="http://127.0.0.1:$moto_port"
-say "moto_server on $STARK_TEST_MOTO_URL"
+start_moto() { # name -> prints the URL
+  local port; port=$(free_port)
+  .venv/bin/python -c 'import sys; sys.setswitchinterval(5.0); from moto.server import main; sys.exit(main())' \
+    -H 127.0.0.1 -p "$port" >"target/$1.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do
+    .venv/bin/python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" 2>/dev/null && break
+    sleep 0.1
+  done
+  .venv/bin/python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=2)" 2>/dev/null \
+    || die "moto_server did not start on port $port (see target/$1.log)"
+  moto_started="http://127.0.0.1:$port"
+}
+start_moto moto
+export STARK_TEST_MOTO_URL="$moto_started"
+start_moto moto-ses
+export STARK_TEST_MOTO_SES_URL="$moto_started"
+say "moto_server on $STARK_TEST_MOTO_URL (DynamoDB, SQS) and $STARK_TEST_MOTO_SES_URL (SES v2)"
 
 # --- redis-server: use the one that answers, else start our own -------------------------------
 redis_ping() { .venv/bin/python - "$1" <<'PY' 2>/dev/null

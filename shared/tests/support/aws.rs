@@ -11,6 +11,19 @@ pub fn moto_url() -> String {
     })
 }
 
+/// The moto_server that serves SES v2 alone (see scripts/services.sh).
+pub fn moto_ses_url() -> String {
+    std::env::var("STARK_TEST_MOTO_SES_URL").unwrap_or_else(|_| {
+        panic!("STARK_TEST_MOTO_SES_URL is not set: run the tests through ./scripts/test, which starts moto_server")
+    })
+}
+
+/// An SES v2 client on the SES moto_server.
+pub async fn ses_client() -> aws_sdk_sesv2::Client {
+    let conf = aws_sdk_sesv2::config::Builder::from(&sdk_config().await).endpoint_url(moto_ses_url()).build();
+    aws_sdk_sesv2::Client::from_conf(conf)
+}
+
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(moto_url())
