@@ -148,6 +148,8 @@ impl Function {
             "subscriptions" => env!("CARGO_BIN_EXE_subscriptions"),
             "wallet" => env!("CARGO_BIN_EXE_wallet"),
             "admin" => env!("CARGO_BIN_EXE_admin"),
+            "email-sender" => env!("CARGO_BIN_EXE_email-sender"),
+            "outbox-sweep" => env!("CARGO_BIN_EXE_outbox-sweep"),
             other => panic!("no binary {other}"),
         };
         let child = tokio::process::Command::new(exe)
@@ -170,6 +172,16 @@ impl Function {
         let drains =
             vec![drain(child.stdout.take().unwrap(), log.clone()), drain(child.stderr.take().unwrap(), log.clone())];
         Function { child, runtime, name, log, drains }
+    }
+
+    /// Sends `event` as it is; returns what the function answered.
+    async fn invoke_raw(&self, event: &Value) -> Value {
+        self.runtime.events.send(event.to_string()).unwrap();
+        match self.runtime.next_outcome().await {
+            Outcome::Response(r) => r,
+            Outcome::Error(e) => panic!("{}: the invocation failed: {e}", self.name),
+            Outcome::InitError(e) => panic!("{}: init failed: {e}", self.name),
+        }
     }
 
     /// Sends this function's sample event with `method`, `path`, `body` and extra headers
@@ -229,7 +241,8 @@ async fn environment() -> (HashMap<&'static str, String>, aws_sdk_sqs::Client, S
 /// What a function needs by its endpoints (`Needs`, the same table that start-up checks
 /// and that a test holds template.yaml to), plus `extra`.
 fn env_for(all: &HashMap<&'static str, String>, name: &str, extra: &[&str]) -> HashMap<&'static str, String> {
-    let served = lambdas::ALL.iter().find(|(n, _)| *n == name).unwrap().1;
+    // The workers serve no endpoint: they get what `extra` names.
+    let served = lambdas::ALL.iter().find(|(n, _)| *n == name).map_or(&[][..], |l| l.1);
     let needs = Needs::of(served);
     let mut keep = vec!["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TABLE_NAME"];
     keep.extend(extra);
@@ -508,6 +521,104 @@ async fn the_lambdas_serve_catalog_trial_and_purchase() {
             assert!(!log.contains(secret), "{} logged a secret: {log}", f.name);
         }
     }
+}
+
+#[tokio::test]
+async fn the_workers_sweep_the_outbox_and_send_with_ses() {
+    let (all, sqs, queue_url) = environment().await;
+    let (_, dlq_url) = aws::sqs_queue().await;
+    let ses = aws::ses_client().await;
+    ses.create_email_identity().email_identity("no-reply@stark.example").send().await.unwrap();
+    let to = format!("{}@stark.example", aws::unique("worker"));
+
+    // An email job that its relay could not queue, left in the outbox a minute ago.
+    let sdk = aws::sdk_config().await;
+    let store =
+        stark::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), all["TABLE_NAME"].clone());
+    let job = json!({
+        "job_id": uuid::Uuid::new_v4().to_string(), "template": "otp_verification", "to": to, "locale": "en",
+        "vars": { "username": "tony", "code": "731946", "ttl_minutes": "10" },
+    });
+    let entry = stark::ports::OutboxEntry {
+        created_at: chrono::Utc::now() - chrono::Duration::minutes(1),
+        job: serde_json::from_value(job.clone()).unwrap(),
+    };
+    let commit = stark::ports::Commit { outbox: vec![entry], ..Default::default() };
+    stark::ports::SubscriptionStore::commit(&store, &commit).await.unwrap();
+
+    let sweep = Function::start("outbox-sweep", &env_for(&all, "outbox-sweep", &["EMAIL_QUEUE_URL"])).await;
+    let sample: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}/../events/outbox-sweep.json", env!("CARGO_MANIFEST_DIR"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sweep.invoke_raw(&sample).await, json!({ "sent": 1 }));
+    assert_eq!(sweep.invoke_raw(&sample).await, json!({ "sent": 0 }), "sent once");
+    let out = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let messages = out.messages.unwrap_or_default();
+    assert_eq!(messages.len(), 1);
+
+    // The sender takes the batch as SQS delivers it: the swept job and a poison message.
+    let mut env = env_for(&all, "email-sender", &[]);
+    env.insert("MAIL_FROM", "Stark Industries <no-reply@stark.example>".into());
+    env.insert("DEAD_LETTER_QUEUE_URL", dlq_url.clone());
+    env.insert("AWS_ENDPOINT_URL_SESV2", aws::moto_ses_url());
+    let sender = Function::start("email-sender", &env).await;
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}/../events/email-sender.json", env!("CARGO_MANIFEST_DIR"))).unwrap(),
+    )
+    .unwrap();
+    let template = event["Records"][0].clone();
+    let mut good = template.clone();
+    good["messageId"] = json!(messages[0].message_id());
+    good["body"] = json!(messages[0].body());
+    let mut poison = template;
+    poison["messageId"] = json!("poison-1");
+    poison["body"] = json!("%%% not a job");
+    event["Records"] = json!([good, poison]);
+    let answer = sender.invoke_raw(&event).await;
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let answer = sender.invoke_raw(&event).await;
+    assert_eq!(answer["batchItemFailures"], json!([]), "a redelivery is not a failure either");
+    let data: Value = reqwest_like_get(&format!("{}/moto-api/data.json", aws::moto_ses_url())).await;
+    let sent: Vec<&Value> = data["ses"]["Message"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["destinations"]["ToAddresses"][0] == json!(to))
+        .collect();
+    assert_eq!(sent.len(), 1, "one email, though the batch came twice");
+    assert!(sent[0]["body"].as_str().unwrap().contains("731946"));
+    let parked =
+        sqs.receive_message().queue_url(&dlq_url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+    assert_eq!(parked.messages.unwrap_or_default().iter().filter(|m| m.body() == Some("%%% not a job")).count(), 2);
+
+    for mut f in [sweep, sender] {
+        let _ = f.child.kill().await;
+        for d in f.drains.drain(..) {
+            d.await.unwrap();
+        }
+        let log = f.log.lock().await.clone();
+        assert!(!logs::contains_number(&log, "731946"), "{} logged the code: {log}", f.name);
+    }
+}
+
+/// GET with hyper (the functions' tests have no HTTP client crate): the JSON body.
+async fn reqwest_like_get(url: &str) -> Value {
+    let uri: hyper::Uri = url.parse().unwrap();
+    let stream = tokio::net::TcpStream::connect((uri.host().unwrap(), uri.port_u16().unwrap())).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(uri.path()).header("host", uri.host().unwrap()).body(Full::new(Bytes::new())).unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&body).unwrap()
 }
 
 /// The email jobs waiting on the queue, removed from it.

@@ -37,6 +37,7 @@ contract!(
     idempotency_completion_in_a_commit_must_hold_the_claim,
     the_outbox_lists_old_entries_and_deletes_them,
     codes_are_written_with_their_email,
+    the_email_log_sends_each_job_once,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -575,4 +576,41 @@ async fn codes_are_written_with_their_email(s: &Stores) {
     assert!(pending.contains(&resend));
     assert!(!pending.contains(&refused));
     assert_eq!(s.otps.get_otp(&email, OtpPurpose::Verification).await.unwrap().unwrap().code_mac, "mac3");
+}
+
+async fn the_email_log_sends_each_job_once(s: &Stores) {
+    let now = t0();
+    let (lease, keep) = (now + Duration::minutes(2), now + Duration::days(30));
+    let id = uuid::Uuid::now_v7().to_string();
+    assert_eq!(s.email_log.claim_send(&id, now, lease, keep).await.unwrap(), SendClaim::Claimed);
+    assert_eq!(s.email_log.claim_send(&id, now, lease, keep).await.unwrap(), SendClaim::InFlight);
+    // A sender that died: its lease runs out and another takes the job.
+    let later = now + Duration::minutes(3);
+    assert_eq!(
+        s.email_log.claim_send(&id, later, later + Duration::minutes(2), keep).await.unwrap(),
+        SendClaim::Claimed
+    );
+    s.email_log.mark_sent(&id, "ses-123").await.unwrap();
+    let sent = SendClaim::Sent { message_id: "ses-123".into() };
+    assert_eq!(s.email_log.claim_send(&id, later, lease, keep).await.unwrap(), sent);
+    assert_eq!(s.email_log.claim_send(&id, now + Duration::days(29), lease, keep).await.unwrap(), sent);
+    // Releasing a sent job changes nothing.
+    s.email_log.release_send(&id).await.unwrap();
+    assert_eq!(s.email_log.claim_send(&id, later, lease, keep).await.unwrap(), sent);
+
+    // A failed send gives the job back at once.
+    let retry = uuid::Uuid::now_v7().to_string();
+    assert_eq!(s.email_log.claim_send(&retry, now, lease, keep).await.unwrap(), SendClaim::Claimed);
+    s.email_log.release_send(&retry).await.unwrap();
+    assert_eq!(s.email_log.claim_send(&retry, now, lease, keep).await.unwrap(), SendClaim::Claimed);
+
+    // A refused address is on record for good.
+    let refused = uuid::Uuid::now_v7().to_string();
+    s.email_log.claim_send(&refused, now, lease, keep).await.unwrap();
+    s.email_log
+        .mark_rejected(&refused, &Email::parse("bounce@stark.example").unwrap(), "MessageRejected: no")
+        .await
+        .unwrap();
+    let rejected = SendClaim::Rejected { reason: "MessageRejected: no".into() };
+    assert_eq!(s.email_log.claim_send(&refused, later, lease, keep).await.unwrap(), rejected);
 }
