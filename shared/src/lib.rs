@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod i18n;
 pub mod lambda;
 pub mod local;
 pub mod ports;
