@@ -33,7 +33,15 @@ fn help_lists_the_environment_variables() {
     let out = stark().arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for var in ["STARK_DATA_DIR", "STARK_STORE", "STARK_TABLE", "STARK_QUEUE", "STARK_EMAIL_QUEUE_URL"] {
+    for var in [
+        "STARK_DATA_DIR",
+        "STARK_STORE",
+        "STARK_TABLE",
+        "STARK_QUEUE",
+        "STARK_EMAIL_QUEUE_URL",
+        "STARK_TRANSLATE",
+        "STARK_REDIS_URL",
+    ] {
         assert!(help.contains(var), "--help does not mention {var}");
     }
 }

@@ -18,8 +18,18 @@ pub struct AmazonTranslate {
 }
 
 impl AmazonTranslate {
-    pub fn new(client: aws_sdk_translate::Client) -> Self {
-        AmazonTranslate { client }
+    /// A client on `conf` (endpoint, region, credentials, retries) that speaks AWS JSON 1.1,
+    /// the protocol Amazon Translate documents (`X-Amz-Target:
+    /// AWSShineFrontendService_20170701.TranslateText`). The SDK would pick its newer CBOR
+    /// protocol by default; pinning JSON keeps the wire the tests exercise the one that runs.
+    pub fn from_conf(conf: aws_sdk_translate::config::Builder) -> Self {
+        let conf = conf.protocol(aws_smithy_json::protocol::aws_json_rpc::AwsJsonRpcProtocol::aws_json_1_1()).build();
+        AmazonTranslate { client: aws_sdk_translate::Client::from_conf(conf) }
+    }
+
+    /// On the process's AWS configuration (region, credentials, `AWS_ENDPOINT_URL*`).
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Self {
+        Self::from_conf(aws_sdk_translate::config::Builder::from(sdk))
     }
 
     async fn translate_piece(&self, piece: &str, source: Lang, target: Lang) -> Result<String, InfraError> {

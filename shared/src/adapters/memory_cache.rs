@@ -91,6 +91,12 @@ impl MemoryCache {
         Ok((entry.into_value().text, fresh))
     }
 
+    /// The bytes held, as the bound counts them, after moka's pending evictions are applied.
+    pub async fn weighted_bytes(&self) -> u64 {
+        self.inner.run_pending_tasks().await;
+        self.inner.weighted_size()
+    }
+
     /// Drops every entry (benchmarks use it to measure the tier below).
     pub fn clear(&self) {
         self.inner.invalidate_all();
