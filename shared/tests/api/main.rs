@@ -8,6 +8,7 @@ mod helpers;
 mod iam;
 
 mod conventions;
+mod language;
 mod login;
 mod otp;
 mod signup;
