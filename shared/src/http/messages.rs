@@ -4,7 +4,9 @@
 
 use crate::i18n::{self, Lang};
 
-/// The text for `key` in the current request's language.
+/// The text for `key` in the current request's language. The language is task-local (set
+/// by `http::handle`): work moved to another task (`tokio::spawn`) should take
+/// `i18n::current()` along and call [`text_in`].
 pub fn text(key: &str) -> &'static str {
     i18n::text_in(i18n::current(), key)
 }

@@ -3,12 +3,14 @@
 //! the machine translation of catalog text behind two caches (`translation`).
 
 pub mod catalog;
+pub mod email;
 mod negotiate;
 pub mod translation;
 
 pub use catalog::{format_in, text_in};
+pub use email::{email_texts, EmailTexts};
 pub use negotiate::{negotiate, negotiate_headers};
-pub use translation::{cache_key, TranslationService, TranslationSettings};
+pub use translation::{cache_key, CatalogText, TranslationService, TranslationSettings, TranslationStats};
 
 use std::future::Future;
 

@@ -127,6 +127,14 @@ impl FailureLog {
     }
 }
 
+/// One catalog field of a response (a product's name or description): its source text and,
+/// when the product stores one for the response language, that translation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogText<'a> {
+    pub source: &'a str,
+    pub stored: Option<&'a str>,
+}
+
 /// A text as L1's coalescing load left it, and whether this caller's load made it.
 type Loaded = (Arc<str>, bool);
 
@@ -199,6 +207,22 @@ impl TranslationService {
     /// Empties the in-process tier (benchmarks use it to measure the tiers below).
     pub fn clear_local_cache(&self) {
         self.l1.clear();
+    }
+
+    /// Every field of a response in `target`, in order: the stored translation where the
+    /// product has one (field by field), else the machine translation of the source text. All
+    /// the fields without a stored translation go through one [`Self::translate_many`] call,
+    /// so a whole response costs at most one L2 round trip.
+    pub async fn localize(&self, target: Lang, fields: &[CatalogText<'_>]) -> Vec<String> {
+        let missing: Vec<&str> = fields.iter().filter(|f| f.stored.is_none()).map(|f| f.source).collect();
+        let mut machine = self.translate_many(target, &missing).await.into_iter();
+        fields
+            .iter()
+            .map(|f| match f.stored {
+                Some(s) => s.to_string(),
+                None => machine.next().unwrap_or_else(|| f.source.to_string()),
+            })
+            .collect()
     }
 
     /// `text` in `target`; see [`Self::translate_many`].
@@ -442,6 +466,24 @@ mod tests {
             assert_eq!(t.await.unwrap(), "[ja] Mark 85");
         }
         assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn stored_translations_come_first_field_by_field() {
+        let fake = Arc::new(Fake::default());
+        let s = service(&fake, TranslationSettings::default());
+        let fields = [
+            CatalogText { source: "Mark 85", stored: Some("Marque 85") },
+            CatalogText { source: "A suit", stored: None },
+            CatalogText { source: "Arc reactor", stored: None },
+            CatalogText { source: "Jarvis", stored: Some("Jarvis (FR)") },
+        ];
+        let got = s.localize(Lang::Fr, &fields).await;
+        assert_eq!(got, vec!["Marque 85", "[fr] A suit", "[fr] Arc reactor", "Jarvis (FR)"]);
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
+        // Without a translator the stored ones still win and the rest is the source.
+        let off = TranslationService::source_only();
+        assert_eq!(off.localize(Lang::Fr, &fields).await, vec!["Marque 85", "A suit", "Arc reactor", "Jarvis (FR)"]);
     }
 
     #[tokio::test]
