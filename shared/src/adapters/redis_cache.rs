@@ -4,14 +4,15 @@
 //! Redis is an optimisation here, never a dependency: every call is bounded by a short
 //! timeout (50 ms at most), and a connection that failed is dropped and made again on a
 //! later call, at most once per `RECONNECT_PAUSE`, so that a Redis that is down costs each
-//! request an immediate error rather than a connect attempt. When Redis comes back, the next
-//! attempt reconnects.
+//! request an immediate error rather than a connect attempt. Callers that arrive while a
+//! connect is under way wait for it (it is bounded by the same timeout) rather than each
+//! making their own. When Redis comes back, the next attempt reconnects.
 
 use async_trait::async_trait;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
 
 use crate::ports::{InfraError, TranslationCache};
 
@@ -57,23 +58,17 @@ impl RedisCache {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Link> {
-        // The guarded state is a plain value; a panic elsewhere cannot leave it half-written.
-        self.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     async fn connection(&self) -> Result<MultiplexedConnection, InfraError> {
-        {
-            let mut link = self.lock();
-            match &*link {
-                Link::Up(conn) => return Ok(conn.clone()),
-                Link::Down { retry_at } if Instant::now() < *retry_at => {
-                    anyhow::bail!("Redis is unreachable; next connect attempt in {:?}", *retry_at - Instant::now())
-                }
-                // This caller makes the attempt; the others fail fast until it is decided.
-                Link::Down { .. } => *link = Link::Down { retry_at: Instant::now() + RECONNECT_PAUSE },
+        // Held across the connect: the callers behind it wait for its outcome.
+        let mut link = self.link.lock().await;
+        match &*link {
+            Link::Up(conn) => return Ok(conn.clone()),
+            Link::Down { retry_at } if Instant::now() < *retry_at => {
+                anyhow::bail!("Redis is unreachable; next connect attempt in {:?}", *retry_at - Instant::now())
             }
+            Link::Down { .. } => {}
         }
+        *link = Link::Down { retry_at: Instant::now() + RECONNECT_PAUSE };
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout));
@@ -82,7 +77,7 @@ impl RedisCache {
                 .await
                 .map_err(|_| anyhow::anyhow!("Redis connect timed out after {:?}", self.timeout))?
                 .map_err(|e| anyhow::anyhow!("Redis connect failed: {e}"))?;
-        *self.lock() = Link::Up(conn.clone());
+        *link = Link::Up(conn.clone());
         Ok(conn)
     }
 
@@ -99,7 +94,7 @@ impl RedisCache {
             Ok(Err(e)) => Err(anyhow::anyhow!("Redis {what} failed: {e}")),
             Err(_) => Err(anyhow::anyhow!("Redis {what} timed out after {:?}", self.timeout)),
         };
-        *self.lock() = Link::Down { retry_at: Instant::now() };
+        *self.link.lock().await = Link::Down { retry_at: Instant::now() };
         result
     }
 
