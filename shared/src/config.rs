@@ -172,8 +172,7 @@ fn required_env(name: &str) -> anyhow::Result<String> {
 /// The context on Lambda: DynamoDB (`TABLE_NAME`), SQS (`EMAIL_QUEUE_URL`, optional for
 /// functions that send no email), the translation layer (`TRANSLATE_ENABLED=true` for
 /// Amazon Translate, `REDIS_URL` for the shared cache; both optional) and the secrets this
-/// function was given. Fails when the
-/// function lacks something one of its endpoints needs.
+/// function was given. Fails when the function lacks something one of its endpoints needs.
 pub async fn lambda_context(served: &[crate::http::Endpoint]) -> anyhow::Result<AppContext> {
     let needs = crate::http::router::Needs::of(served);
     let secrets = Secrets::from_env()?;

@@ -46,7 +46,8 @@ impl std::fmt::Debug for RedisCache {
 }
 
 impl RedisCache {
-    /// A cache on `url` (`redis://host:port[/db]`, or `rediss://` for TLS). Nothing connects
+    /// A cache on `url` (`redis://host:port[/db]`, or `rediss://` for TLS, which ElastiCache
+    /// Serverless requires; the system's CA certificates are trusted). Nothing connects
     /// until the first call, so a process starts whether or not Redis answers. `timeout`
     /// is capped at [`MAX_TIMEOUT`].
     pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
@@ -131,5 +132,26 @@ impl TranslationCache for RedisCache {
             pipe.cmd("SET").arg(k).arg(v).arg("EX").arg(secs).ignore();
         }
         self.run("SET pipeline", async |c| pipe.query_async::<()>(c).await).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn urls_parse_without_connecting_and_bad_ones_are_refused() {
+        for url in ["redis://127.0.0.1:6379", "rediss://cache.example.internal:6379/0", "redis://:secret@host:1/2"] {
+            let cache = RedisCache::new(url, Duration::from_secs(5)).unwrap();
+            assert_eq!(cache.timeout, MAX_TIMEOUT, "the timeout is capped");
+            assert!(!format!("{cache:?}").contains("secret"));
+        }
+        assert!(RedisCache::new("http://nope", MAX_TIMEOUT).is_err());
+        // Nothing there: an error, promptly, never a hang.
+        let dead = RedisCache::new("redis://127.0.0.1:1", MAX_TIMEOUT).unwrap();
+        assert!(dead.mget(&["k".to_string()]).await.is_err());
+        // And again at once: the pause after a failed connect answers without trying.
+        let e = dead.mget(&["k".to_string()]).await.unwrap_err();
+        assert!(e.to_string().contains("unreachable"), "{e}");
     }
 }

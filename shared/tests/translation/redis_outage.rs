@@ -108,3 +108,23 @@ async fn the_service_answers_while_redis_is_down_and_uses_it_again_when_it_retur
     let key = stark::i18n::cache_key(Lang::Ja, &fresh);
     assert_eq!(redis.mget(&[key]).await.unwrap(), vec![Some(format!("[ja] {fresh}"))]);
 }
+
+#[tokio::test]
+async fn tls_to_a_server_without_tls_is_an_error_not_a_panic() {
+    // A server that answers a ClientHello with plain text: the TLS client is built (crypto
+    // provider, system roots), starts its handshake and refuses the answer.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = s.write_all(b"-ERR this is not TLS\r\n").await;
+        }
+    });
+    let cache = RedisCache::new(&format!("rediss://127.0.0.1:{port}"), Duration::from_millis(50)).unwrap();
+    let t = Instant::now();
+    let e = cache.mget(&["k".to_string()]).await.unwrap_err();
+    assert!(t.elapsed() < PROMPT);
+    // rustls's own refusal, not a connect failure: the handshake really ran.
+    assert!(format!("{e:#}").contains("InvalidContentType"), "{e:#}");
+}
