@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use stark::clock::SystemClock;
-use stark::config::{self, LocalConfig, QueueKind, StoreKind};
+use stark::config::{self, LocalConfig, QueueKind, StoreKind, TranslateKind};
 use stark::domain::{Email, Role};
 use stark::security::password_hash::HashCost;
 
@@ -32,6 +32,14 @@ struct Cli {
     /// The From address of every email.
     #[arg(long, global = true, env = "STARK_MAIL_FROM", default_value = "Stark Industries <no-reply@stark.example>")]
     mail_from: String,
+    /// Machine translation of catalog text: none (served in its source language) or Amazon
+    /// Translate at the endpoint the usual AWS variables give.
+    #[arg(long, global = true, env = "STARK_TRANSLATE", value_enum, default_value_t = Translate::None)]
+    translate: Translate,
+    /// Redis for the shared translation cache (redis://host:port); without it, translations
+    /// are cached in process only.
+    #[arg(long, global = true, env = "STARK_REDIS_URL")]
+    redis_url: Option<String>,
     /// Password hashing cost: the contract's argon2id parameters, or cheap ones for load tests.
     #[arg(long, global = true, env = "STARK_ARGON2", value_enum, default_value_t = Argon::Production)]
     argon2: Argon,
@@ -49,6 +57,12 @@ enum Store {
 enum Queue {
     Inprocess,
     Sqs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Translate {
+    None,
+    Aws,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -138,6 +152,11 @@ impl Cli {
                 Argon::Test => HashCost::TEST,
             },
             mail_from: self.mail_from.clone(),
+            translate: match self.translate {
+                Translate::None => TranslateKind::None,
+                Translate::Aws => TranslateKind::Aws,
+            },
+            redis_url: self.redis_url.clone(),
             ..LocalConfig::embedded(self.data_dir.clone())
         }
     }

@@ -129,7 +129,15 @@ fn help_lists_the_environment_variables() {
     let out = stark().arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for var in ["STARK_DATA_DIR", "STARK_STORE", "STARK_TABLE", "STARK_QUEUE", "STARK_EMAIL_QUEUE_URL"] {
+    for var in [
+        "STARK_DATA_DIR",
+        "STARK_STORE",
+        "STARK_TABLE",
+        "STARK_QUEUE",
+        "STARK_EMAIL_QUEUE_URL",
+        "STARK_TRANSLATE",
+        "STARK_REDIS_URL",
+    ] {
         assert!(help.contains(var), "--help does not mention {var}");
     }
 }
@@ -247,7 +255,7 @@ async fn sigterm_lets_requests_in_flight_finish_and_writes_their_emails() {
     assert_eq!(emails.len(), created, "{log}");
     // The .eml is the code's only local home: at debug level the log has the emails' paths,
     // and neither a code nor the password.
-    assert!(log.contains("email written to outbox"), "{log}");
+    assert!(log.contains("email sent"), "{log}");
     assert!(!log.contains("I-am-Iron-Man"), "{log}");
     for eml in &emails {
         let at = eml.find("code is ").unwrap() + 8;

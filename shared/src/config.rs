@@ -3,14 +3,17 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::adapters::amazon_translate::AmazonTranslate;
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::eml_outbox::EmlOutbox;
 use crate::adapters::inprocess_queue::InProcessQueue;
+use crate::adapters::redis_cache::RedisCache;
 use crate::adapters::sqlite::SqliteStore;
 use crate::adapters::sqs::SqsEmailQueue;
 use crate::app::{AppContext, Stores};
 use crate::clock::SystemClock;
-use crate::ports::{Clock, EmailQueue};
+use crate::i18n::{TranslationService, TranslationSettings};
+use crate::ports::{Clock, EmailQueue, TranslationCache, Translator};
 use crate::security::password_hash::{HashCost, PasswordHasherService};
 use crate::security::secrets::Secrets;
 
@@ -37,6 +40,18 @@ pub struct LocalConfig {
     pub hash_cost: HashCost,
     pub mail_from: String,
     pub enumeration_floor: std::time::Duration,
+    /// Redis for the shared translation cache (L2); None: the in-process cache alone.
+    pub redis_url: Option<String>,
+    pub translate: TranslateKind,
+}
+
+/// Who machine-translates catalog text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TranslateKind {
+    /// Nobody: catalog text is served in its source language.
+    None,
+    /// Amazon Translate, at the endpoint the usual AWS variables point to.
+    Aws,
 }
 
 /// How long resend-otp and forgot-password take at least (see `AppContext`): well above a
@@ -54,8 +69,28 @@ impl LocalConfig {
             hash_cost: HashCost::PRODUCTION,
             mail_from: "Stark Industries <no-reply@stark.example>".into(),
             enumeration_floor: ENUMERATION_FLOOR,
+            redis_url: None,
+            translate: TranslateKind::None,
         }
     }
+}
+
+/// The translation layer: Amazon Translate when `translate` says so, behind the in-process
+/// cache and, with `redis_url`, Redis. Nothing connects here; Redis is reached on first use.
+pub async fn translation_service(
+    translate: TranslateKind,
+    redis_url: Option<&str>,
+) -> anyhow::Result<Arc<TranslationService>> {
+    let settings = TranslationSettings::default();
+    let translator: Option<Arc<dyn Translator>> = match translate {
+        TranslateKind::None => None,
+        TranslateKind::Aws => Some(Arc::new(AmazonTranslate::from_sdk_config(&aws_config().await))),
+    };
+    let l2: Option<Arc<dyn TranslationCache>> = match redis_url {
+        Some(url) => Some(Arc::new(RedisCache::new(url, settings.l2_timeout)?)),
+        None => None,
+    };
+    Ok(Arc::new(TranslationService::new(translator, l2, settings)))
 }
 
 /// The AWS SDK config from the usual environment (`AWS_REGION`, `AWS_ENDPOINT_URL*`, …),
@@ -130,6 +165,7 @@ pub async fn local_context_with(
         keys: secrets.keys,
         otp_pepper: secrets.otp_pepper,
         enumeration_floor: cfg.enumeration_floor,
+        translations: translation_service(cfg.translate, cfg.redis_url.as_deref()).await?,
     };
     Ok((ctx, worker))
 }
@@ -139,8 +175,9 @@ fn required_env(name: &str) -> anyhow::Result<String> {
 }
 
 /// The context on Lambda: DynamoDB (`TABLE_NAME`), SQS (`EMAIL_QUEUE_URL`, optional for
-/// functions that send no email) and the secrets this function was given. Fails when the
-/// function lacks something one of its endpoints needs.
+/// functions that send no email), the translation layer (`TRANSLATE_ENABLED=true` for
+/// Amazon Translate, `REDIS_URL` for the shared cache; both optional) and the secrets this
+/// function was given. Fails when the function lacks something one of its endpoints needs.
 pub async fn lambda_context(served: &[crate::http::Endpoint]) -> anyhow::Result<AppContext> {
     let needs = crate::http::router::Needs::of(served);
     let secrets = Secrets::from_env()?;
@@ -155,6 +192,13 @@ pub async fn lambda_context(served: &[crate::http::Endpoint]) -> anyhow::Result<
         Ok(url) => Arc::new(SqsEmailQueue::new(aws_sdk_sqs::Client::new(&sdk), url)),
         Err(_) => Arc::new(crate::adapters::NoEmailQueue),
     };
+    // Optional both: without them, catalog text is served in its source language.
+    let translate = match std::env::var("TRANSLATE_ENABLED").as_deref() {
+        Ok("true") => TranslateKind::Aws,
+        Ok("false") | Err(_) => TranslateKind::None,
+        Ok(other) => anyhow::bail!("TRANSLATE_ENABLED must be true or false, not {other:?}"),
+    };
+    let translations = translation_service(translate, std::env::var("REDIS_URL").ok().as_deref()).await?;
     Ok(AppContext {
         stores,
         email_queue,
@@ -163,6 +207,7 @@ pub async fn lambda_context(served: &[crate::http::Endpoint]) -> anyhow::Result<
         keys: secrets.keys,
         otp_pepper: secrets.otp_pepper,
         enumeration_floor: ENUMERATION_FLOOR,
+        translations,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod email;
 pub mod http;
+pub mod i18n;
 pub mod lambda;
 pub mod local;
 pub mod ports;

@@ -64,13 +64,19 @@ pub async fn serve(
         let service = service_fn(move |req: hyper::Request<Incoming>| {
             let ctx = ctx.clone();
             async move {
-                let resp = match to_api(req).await {
-                    Ok(api) => http::handle(&ctx, http::router::ALL, api).await,
-                    Err(mut resp) => {
-                        http::with_language(&mut resp);
-                        resp
+                // Negotiated before the body is read, so that a body refused here (413, 400)
+                // is answered in the client's language too.
+                let lang = crate::i18n::negotiate_headers(req.headers());
+                let resp = crate::i18n::scope(lang, async {
+                    match to_api(req).await {
+                        Ok(api) => http::handle(&ctx, http::router::ALL, api).await,
+                        Err(mut resp) => {
+                            http::with_language(&mut resp);
+                            resp
+                        }
                     }
-                };
+                })
+                .await;
                 Ok::<_, Infallible>(from_api(resp))
             }
         });

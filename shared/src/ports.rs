@@ -462,3 +462,26 @@ pub trait Clock: Send + Sync {
 pub trait StorePing: Send + Sync {
     async fn ping(&self) -> Result<(), InfraError>;
 }
+
+/// Machine translation of catalog text (L3 of the translation layer).
+#[async_trait]
+pub trait Translator: Send + Sync {
+    /// `text` translated from `source` into `target`. Any length: an adapter with a size
+    /// limit splits the text itself.
+    async fn translate(
+        &self,
+        text: &str,
+        source: crate::i18n::Lang,
+        target: crate::i18n::Lang,
+    ) -> Result<String, InfraError>;
+}
+
+/// A shared store of translated fragments, keyed by `i18n::cache_key` (L2 of the translation
+/// layer). Callers treat every error as a miss: a cache never fails a request.
+#[async_trait]
+pub trait TranslationCache: Send + Sync {
+    /// The values for `keys`, in order, `None` for a miss: one round trip for all of them.
+    async fn mget(&self, keys: &[String]) -> Result<Vec<Option<String>>, InfraError>;
+    /// Stores every `(key, value)`, each expiring after `ttl`: one round trip for all of them.
+    async fn set_many(&self, entries: &[(String, String)], ttl: std::time::Duration) -> Result<(), InfraError>;
+}

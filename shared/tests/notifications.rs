@@ -207,6 +207,7 @@ async fn the_outbox_sweep_sends_once_what_an_sqs_outage_held_back() {
         keys: stark::security::secrets::Secrets::load_or_create(dir.path()).unwrap().keys,
         otp_pepper: Some(stark::security::secrets::OtpPepper::new(vec![7; 32]).unwrap()),
         enumeration_floor: std::time::Duration::ZERO,
+        translations: Arc::new(stark::i18n::TranslationService::source_only()),
     };
     let _ = secrets;
     let outage = context(SqsEmailQueue::new(down, p.queue_url.clone()));

@@ -1,9 +1,12 @@
 //! Adapters: one module per technology. Which ones run is decided by configuration
 //! (`config.rs`), never by `cfg` flags.
 
+pub mod amazon_translate;
 pub mod dynamodb;
 pub mod eml_outbox;
 pub mod inprocess_queue;
+pub mod memory_cache;
+pub mod redis_cache;
 pub mod ses;
 pub mod sqlite;
 pub mod sqs;

@@ -61,6 +61,9 @@ pub struct AppContext {
     /// the work done only for an existing account (a store write and a queue send) does not
     /// show in their timing.
     pub enumeration_floor: std::time::Duration,
+    /// Machine translation of catalog text (product names and descriptions) into the
+    /// request's language, behind the L1/L2 caches. Serves the source text when off.
+    pub translations: Arc<crate::i18n::TranslationService>,
 }
 
 impl AppContext {

@@ -1,86 +1,28 @@
-//! Human-readable texts for codes and field problems. English only for now; the translation
-//! work replaces this with per-language catalogs behind the same function.
+//! Human-readable texts for codes, success messages and field problems, in the language
+//! negotiated for the request being served (English outside a request). The texts live in
+//! the message catalogs, `shared/locales/<lang>.txt`: adding a key is one line per file.
 
+use crate::i18n::{self, Lang};
+
+/// The text for `key` in the current request's language. The language is task-local (set
+/// by `http::handle`): work moved to another task (`tokio::spawn`) should take
+/// `i18n::current()` along and call [`text_in`].
 pub fn text(key: &str) -> &'static str {
-    match key {
-        // Errors
-        "validation_error" => "Some fields are not valid.",
-        "malformed_json" => "The request body is not a JSON object.",
-        "payload_too_large" => "The request body is larger than 64 KiB.",
-        "not_found" => "There is nothing at this path.",
-        "method_not_allowed" => "This method is not allowed on this path.",
-        "unauthorized" => "Sign in to continue.",
-        "forbidden" => "You are not allowed to do this.",
-        "email_not_verified" => "Verify your email address first.",
-        "email_taken" => "An account with this email already exists.",
-        "username_taken" => "This username is taken.",
-        "otp_invalid" => "The code is not valid.",
-        "otp_expired" => "The code has expired. Ask for a new one.",
-        "otp_attempts_exceeded" => "Too many wrong codes. Ask for a new one.",
-        "already_verified" => "This email address is already verified.",
-        "invalid_credentials" => "The email or password is wrong.",
-        "too_many_attempts" => "Too many failed attempts. Try again later.",
-        "otp_resend_cooldown" => "Please wait before asking for another code.",
-        "internal_error" => "Something went wrong on our side. Try again.",
-        "product_not_found" => "There is no such product.",
-        "plan_not_found" => "This product has no such plan.",
-        "product_exists" => "A product with this id already exists.",
-        "plan_exists" => "This product already has a plan with this id.",
-        "trial_already_used" => "You have already used the free trial of this product.",
-        "already_subscribed" => "You already have this plan.",
-        "trial_not_available" => "This plan has no free trial.",
-        "unsupported_payment_method" => "This payment method is not supported. Use STARK_PAY.",
-        "insufficient_funds" => "Your STARK_PAY balance is too low for this purchase.",
-        "request_in_progress" => "A request with this Idempotency-Key is still running. Try again shortly.",
-        "idempotency_key_reused" => "This Idempotency-Key was used for a different request.",
-        "subscription_not_found" => "There is no such subscription.",
-        "user_not_found" => "There is no account with this email.",
-        "balance_limit_exceeded" => "This credit would take the balance over its limit.",
-        // Successes
-        "signup_ok" => "Account created. We sent a verification code to your email.",
-        "verify_ok" => "Your email address is verified.",
-        "login_ok" => "Signed in.",
-        "resend_ok" => "If the account needs one, a new code is on its way.",
-        "forgot_ok" => "If an account exists for this email, a reset code is on its way.",
-        "reset_ok" => "Your password has been changed. Sign in again.",
-        "refresh_ok" => "Session renewed.",
-        "trial_started" => "Your free trial has started.",
-        "purchase_ok" => "Payment received. Your subscription is active.",
-        "downgrade_scheduled" => "Your plan will change at the next renewal. Nothing was charged.",
-        "cancel_at_period_end" => "Your subscription will end with the current period.",
-        "cancel_now" => "Your subscription has been canceled.",
-        // Field problems
-        "field.required" => "This field is required.",
-        "field.string" => "This field must be a string.",
-        "field.email" => "Enter a valid email address.",
-        "field.username" => "Use 3 to 32 letters, digits, '_', '.' or '-'.",
-        "field.password_short" => "Use at least 8 characters.",
-        "field.password_long" => "Use at most 128 characters.",
-        "field.otp" => "Enter the 6-digit code.",
-        "field.boolean" => "This field must be true or false.",
-        "field.object" => "This field must be an object.",
-        "field.product_id" => "Use 2 to 64 characters from A-Z, 0-9, '_' and '-', starting with a letter or digit.",
-        "field.plan_id" => "Use 2 to 64 characters from A-Z, 0-9, '_' and '-', starting with a letter or digit.",
-        "field.plan_duplicate" => "Another plan in this request has the same id.",
-        "field.name" => "Use 1 to 200 characters.",
-        "field.description" => "Use at most 5000 characters.",
-        "field.period" => "Use weekly, monthly, yearly or custom.",
-        "field.period_days" => "Use a whole number of days from 1 to 3650.",
-        "field.period_days_required" => "A custom plan needs period_days.",
-        "field.period_days_forbidden" => "Only a custom plan takes period_days.",
-        "field.price" => "Give the price as an object with amount_minor and currency.",
-        "field.amount_minor" => "Use a whole number of minor units from 0 to 100000000.",
-        "field.currency" => "Only USD is supported.",
-        "field.trial_days" => "Use a whole number of days from 0 to 730.",
-        "field.plans" => "Give a list of at most 50 plans.",
-        "field.translations" => "Give an object of languages, each with an optional name and description.",
-        "field.language" => "Use one of en, es, fr, de, hi and ja.",
-        "field.status" => "Use active or archived.",
-        "field.role" => "Use user, provider or admin.",
-        "field.credit_amount" => "Use a whole number of minor units from 1 to 100000000.",
-        "field.reference" => "Use 1 to 200 characters.",
-        "field.idempotency_key" => "Use 1 to 255 visible ASCII characters.",
-        "field.payment_method" => "Use STARK_PAY.",
-        _ => "Something went wrong.",
-    }
+    i18n::text_in(i18n::current(), key)
+}
+
+/// The text for `key` in `lang`, whatever the request (emails go out in the user's locale).
+pub fn text_in(lang: Lang, key: &str) -> &'static str {
+    i18n::text_in(lang, key)
+}
+
+/// The text for `key` in the current request's language, `{name}` placeholders filled from
+/// `args`.
+pub fn format(key: &str, args: &[(&str, &str)]) -> String {
+    i18n::format_in(i18n::current(), key, args)
+}
+
+/// As [`format`], in `lang`.
+pub fn format_in(lang: Lang, key: &str, args: &[(&str, &str)]) -> String {
+    i18n::format_in(lang, key, args)
 }

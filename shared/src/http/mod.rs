@@ -69,8 +69,15 @@ impl ApiResponse {
     }
 }
 
-/// Routes and runs one request. Never fails: every error becomes its envelope here.
+/// Routes and runs one request. Never fails: every error becomes its envelope here. The
+/// whole request runs in the language negotiated from its `Accept-Language`, so every text
+/// it produces (messages, errors, field problems) is in that language.
 pub async fn handle(ctx: &AppContext, served: &[Endpoint], req: ApiRequest) -> ApiResponse {
+    let lang = crate::i18n::negotiate_headers(&req.headers);
+    crate::i18n::scope(lang, handle_in_language(ctx, served, req)).await
+}
+
+async fn handle_in_language(ctx: &AppContext, served: &[Endpoint], req: ApiRequest) -> ApiResponse {
     let started = std::time::Instant::now();
     // The body limit holds for every request, whatever the transport let through.
     let routed = if req.body.len() > json::MAX_BODY_BYTES {
@@ -95,14 +102,14 @@ pub async fn handle(ctx: &AppContext, served: &[Endpoint], req: ApiRequest) -> A
     resp
 }
 
-/// The language of the answer's texts. English until the language negotiation lands.
+/// The language of the answer's texts: the one negotiated for the current request.
 pub fn language(_req: &ApiRequest) -> &'static str {
-    "en"
+    crate::i18n::current().as_str()
 }
 
-/// Headers every response carries, errors included. Placeholder for the language layer:
-/// English until negotiation lands.
+/// Headers every response carries, errors included: the language the current request was
+/// answered in (see `i18n::scope`), and that the answer depends on `Accept-Language`.
 pub fn with_language(resp: &mut ApiResponse) {
-    resp.headers.insert(http::header::CONTENT_LANGUAGE, HeaderValue::from_static("en"));
+    resp.headers.insert(http::header::CONTENT_LANGUAGE, HeaderValue::from_static(crate::i18n::current().as_str()));
     resp.headers.insert(http::header::VARY, HeaderValue::from_static("Accept-Language"));
 }

@@ -10,6 +10,7 @@ mod iam;
 mod billing;
 mod catalog;
 mod conventions;
+mod language;
 mod login;
 mod otp;
 mod signup;

@@ -77,7 +77,8 @@ pub async fn signup(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse, A
         email: take(email)?,
         username: take(username)?,
         password: take(password)?,
-        locale: "en".into(),
+        // The language this request was answered in becomes the account's email language.
+        locale: crate::i18n::current().as_str().into(),
     };
     let user = uc::signup(ctx, input).await.map_err(|e| match e {
         SignupError::EmailTaken => ApiError::client(StatusCode::CONFLICT, "email_taken"),
