@@ -146,9 +146,6 @@ pub struct TextTranslation {
     pub description: Option<String>,
 }
 
-/// The languages a product's texts may be translated into (the API's languages).
-pub const CATALOG_LANGUAGES: [&str; 6] = ["en", "es", "fr", "de", "hi", "ja"];
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Product {
     pub product_id: ProductId,

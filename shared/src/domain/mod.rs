@@ -12,8 +12,8 @@ mod user;
 mod username;
 
 pub use catalog::{
-    InvalidId, Period, Plan, PlanId, Product, ProductId, ProductStatus, TextTranslation, CATALOG_LANGUAGES,
-    MAX_PERIOD_DAYS, MAX_TRIAL_DAYS,
+    InvalidId, Period, Plan, PlanId, Product, ProductId, ProductStatus, TextTranslation, MAX_PERIOD_DAYS,
+    MAX_TRIAL_DAYS,
 };
 pub use email::{Email, InvalidEmail};
 pub use money::{Currency, Money, MAX_BALANCE_MINOR, MAX_CREDIT_MINOR, MAX_PRICE_MINOR};

@@ -102,11 +102,6 @@ async fn handle_in_language(ctx: &AppContext, served: &[Endpoint], req: ApiReque
     resp
 }
 
-/// The language of the answer's texts: the one negotiated for the current request.
-pub fn language(_req: &ApiRequest) -> &'static str {
-    crate::i18n::current().as_str()
-}
-
 /// Headers every response carries, errors included: the language the current request was
 /// answered in (see `i18n::scope`), and that the answer depends on `Accept-Language`.
 pub fn with_language(resp: &mut ApiResponse) {

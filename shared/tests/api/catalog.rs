@@ -209,3 +209,43 @@ async fn bad_catalog_input_names_the_field() {
     let r = app.get("/api/services/products/UNKNOWN-ID/", None).await;
     assert_eq!((r.status, r.code()), (404, "product_not_found"));
 }
+
+/// Product texts in the request's language: the stored translation field by field, the rest
+/// machine-translated (here by the local TranslateText server), English served as written.
+#[tokio::test]
+async fn products_are_served_in_the_request_language() {
+    let fake = crate::fake_translate::FakeTranslate::start().await;
+    let app = crate::helpers::spawn_app_translated(&fake).await;
+    let admin = admin(&app).await;
+    assert_eq!(app.post_as(PRODUCTS, &admin, product_json("STARK-MK85")).await.status, 201);
+    let get = |lang: &'static str| {
+        app.send(
+            app.client.get(format!("{}/api/services/products/STARK-MK85/", app.base)).header("accept-language", lang),
+        )
+    };
+    let es = get("es-MX, en;q=0.5").await;
+    assert_eq!(es.header("content-language"), Some("es"));
+    assert_eq!(es.body["name"], "Marca LXXXV", "the stored translation");
+    assert_eq!(es.body["description"], "[es] Nanotech armour.", "machine-translated: none stored");
+    let calls = fake.calls();
+    let en = get("en").await;
+    assert_eq!(
+        (en.body["name"].as_str(), en.body["description"].as_str()),
+        (Some("Mark LXXXV"), Some("Nanotech armour."))
+    );
+    let list = app.send(app.client.get(format!("{}{PRODUCTS}", app.base)).header("accept-language", "fr")).await;
+    assert_eq!(list.body["products"][0]["name"], "[fr] Mark LXXXV");
+    assert_eq!(list.header("content-language"), Some("fr"));
+    // Warm: the same texts again cost no Translate call.
+    let before = fake.calls();
+    assert!(before > calls, "French was translated");
+    get("es").await;
+    app.send(app.client.get(format!("{}{PRODUCTS}", app.base)).header("accept-language", "fr")).await;
+    assert_eq!(fake.calls(), before);
+    // Translate down: German is served as written, still a 200, and not cached as German.
+    fake.fail(true);
+    let de = get("de").await;
+    assert_eq!((de.status, de.body["description"].as_str()), (200, Some("Nanotech armour.")));
+    fake.fail(false);
+    assert_eq!(get("de").await.body["description"], "[de] Nanotech armour.");
+}

@@ -105,10 +105,34 @@ pub async fn spawn_app_on(storage: Storage, cost: HashCost) -> TestApp {
 }
 
 pub async fn spawn_app_with(storage: Storage, cost: HashCost, enumeration_floor: std::time::Duration) -> TestApp {
+    spawn_app_full(storage, cost, enumeration_floor, None).await
+}
+
+/// A server whose catalog texts go through Amazon Translate on the local fake server (the
+/// in-process cache in front of it), instead of being served as written.
+pub async fn spawn_app_translated(fake: &crate::fake_translate::FakeTranslate) -> TestApp {
+    let translator = stark::adapters::amazon_translate::AmazonTranslate::from_conf(fake.config());
+    let service = stark::i18n::TranslationService::new(
+        Some(Arc::new(translator)),
+        None,
+        stark::i18n::TranslationSettings::default(),
+    );
+    spawn_app_full(Storage::fresh().await, HashCost::TEST, std::time::Duration::ZERO, Some(service)).await
+}
+
+async fn spawn_app_full(
+    storage: Storage,
+    cost: HashCost,
+    enumeration_floor: std::time::Duration,
+    translations: Option<stark::i18n::TranslationService>,
+) -> TestApp {
     let clock = Arc::new(ManualClock::new(start_time()));
     let cfg = LocalConfig { hash_cost: cost, enumeration_floor, ..LocalConfig::embedded(storage.data_dir.clone()) };
     let stores = storage.stores().unwrap();
-    let (ctx, outbox_queue) = config::local_context_with(&cfg, clock.clone(), stores).await.unwrap();
+    let (mut ctx, outbox_queue) = config::local_context_with(&cfg, clock.clone(), stores).await.unwrap();
+    if let Some(t) = translations {
+        ctx.translations = Arc::new(t);
+    }
     let ctx = Arc::new(ctx);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -3,6 +3,8 @@
 
 #[path = "../support/aws.rs"]
 mod aws;
+#[path = "../support/fake_translate.rs"]
+mod fake_translate;
 mod helpers;
 #[path = "../support/iam.rs"]
 mod iam;

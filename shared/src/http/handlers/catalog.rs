@@ -9,13 +9,13 @@ use super::views;
 use crate::app::catalog::{self as uc, CatalogError, NewProduct, ProductPatch};
 use crate::app::AppContext;
 use crate::domain::{
-    Currency, Money, Period, Plan, PlanId, ProductId, ProductStatus, TextTranslation, CATALOG_LANGUAGES,
-    MAX_PERIOD_DAYS, MAX_PRICE_MINOR, MAX_TRIAL_DAYS,
+    Currency, Money, Period, Plan, PlanId, ProductId, ProductStatus, TextTranslation, MAX_PERIOD_DAYS, MAX_PRICE_MINOR,
+    MAX_TRIAL_DAYS,
 };
 use crate::http::auth::authenticate;
 use crate::http::json::{object, take, Fields};
 use crate::http::router::PathParams;
-use crate::http::{language, ApiError, ApiRequest, ApiResponse};
+use crate::http::{ApiError, ApiRequest, ApiResponse};
 
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 5000;
@@ -113,7 +113,7 @@ fn translations(f: &mut Fields<'_>) -> Option<BTreeMap<String, TextTranslation>>
     let mut out = BTreeMap::new();
     for (lang, v) in m {
         let path = format!("translations.{lang}");
-        if !CATALOG_LANGUAGES.contains(&lang.as_str()) {
+        if !crate::i18n::Lang::ALL.iter().any(|l| l.as_str() == lang) {
             f.problem(&path, "field.language");
             continue;
         }
@@ -187,19 +187,18 @@ pub fn parse_catalog(text: &str) -> anyhow::Result<Vec<NewProduct>> {
     Ok(out)
 }
 
-pub async fn list(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    let lang = language(req);
+pub async fn list(ctx: &AppContext) -> Result<ApiResponse, ApiError> {
     let products = uc::active_products(ctx).await?;
-    let list: Vec<Value> = products.iter().map(|p| views::product(p, lang)).collect();
+    let list = views::products(ctx, &products).await;
     Ok(ApiResponse::json(StatusCode::OK, &json!({ "products": list })))
 }
 
-pub async fn get(ctx: &AppContext, params: &PathParams, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+pub async fn get(ctx: &AppContext, params: &PathParams) -> Result<ApiResponse, ApiError> {
     let id = path_product_id(params)?;
     let product = uc::active_product(ctx, &id)
         .await?
         .ok_or_else(|| ApiError::client(StatusCode::NOT_FOUND, "product_not_found"))?;
-    Ok(ApiResponse::json(StatusCode::OK, &views::product(&product, language(req))))
+    Ok(ApiResponse::json(StatusCode::OK, &views::product(ctx, &product).await))
 }
 
 pub async fn create(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
@@ -209,7 +208,7 @@ pub async fn create(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse, A
     }
     let input = new_product(&object(&req.body)?)?;
     let product = uc::create_product(ctx, &caller, input).await.map_err(catalog_error)?;
-    Ok(ApiResponse::json(StatusCode::CREATED, &views::product(&product, language(req))))
+    Ok(ApiResponse::json(StatusCode::CREATED, &views::product(ctx, &product).await))
 }
 
 pub async fn update(ctx: &AppContext, params: &PathParams, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
@@ -228,7 +227,7 @@ pub async fn update(ctx: &AppContext, params: &PathParams, req: &ApiRequest) -> 
     };
     f.finish()?;
     let product = uc::update_product(ctx, &caller, &id, &patch).await.map_err(catalog_error)?;
-    Ok(ApiResponse::json(StatusCode::OK, &views::product(&product, language(req))))
+    Ok(ApiResponse::json(StatusCode::OK, &views::product(ctx, &product).await))
 }
 
 pub async fn add_plan(ctx: &AppContext, params: &PathParams, req: &ApiRequest) -> Result<ApiResponse, ApiError> {

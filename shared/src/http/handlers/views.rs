@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use crate::app::AppContext;
 use crate::domain::{rfc3339, Payment, Plan, Product, Subscription, TxnKind, WalletTxn};
+use crate::i18n::CatalogText;
 
 pub fn plan(p: &Plan) -> Value {
     json!({
@@ -16,16 +18,35 @@ pub fn plan(p: &Plan) -> Value {
     })
 }
 
-/// The product with its name and description in `lang`: a stored translation field by
-/// field, else the source text.
-pub fn product(p: &Product, lang: &str) -> Value {
-    let t = p.translations.get(lang);
-    json!({
-        "product_id": p.product_id,
-        "name": t.and_then(|t| t.name.as_deref()).unwrap_or(&p.name),
-        "description": t.and_then(|t| t.description.as_deref()).unwrap_or(&p.description),
-        "plans": p.plans.iter().map(plan).collect::<Vec<_>>(),
-    })
+/// Products with their names and descriptions in the request's language: the translation
+/// stored on the product, field by field, else the machine translation of the source text
+/// (served as it is when translation is off or fails). One call for the whole response, so
+/// the Redis tier costs one round trip however many products there are.
+pub async fn products(ctx: &AppContext, list: &[Product]) -> Vec<Value> {
+    let lang = crate::i18n::current();
+    let mut fields = Vec::with_capacity(list.len() * 2);
+    for p in list {
+        let stored = p.translations.get(lang.as_str());
+        fields.push(CatalogText { source: &p.name, stored: stored.and_then(|t| t.name.as_deref()) });
+        fields.push(CatalogText { source: &p.description, stored: stored.and_then(|t| t.description.as_deref()) });
+    }
+    let mut texts = ctx.translations.localize(lang, &fields).await.into_iter();
+    list.iter()
+        .map(|p| {
+            let name = texts.next().unwrap_or_else(|| p.name.clone());
+            let description = texts.next().unwrap_or_else(|| p.description.clone());
+            json!({
+                "product_id": p.product_id,
+                "name": name,
+                "description": description,
+                "plans": p.plans.iter().map(plan).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+pub async fn product(ctx: &AppContext, p: &Product) -> Value {
+    products(ctx, std::slice::from_ref(p)).await.pop().unwrap_or_default()
 }
 
 pub fn subscription(s: &Subscription, now: DateTime<Utc>) -> Value {
