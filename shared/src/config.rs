@@ -198,7 +198,8 @@ pub async fn lambda_context(served: &[crate::http::Endpoint]) -> anyhow::Result<
         Ok("false") | Err(_) => TranslateKind::None,
         Ok(other) => anyhow::bail!("TRANSLATE_ENABLED must be true or false, not {other:?}"),
     };
-    let translations = translation_service(translate, std::env::var("REDIS_URL").ok().as_deref()).await?;
+    let redis_url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
+    let translations = translation_service(translate, redis_url.as_deref()).await?;
     Ok(AppContext {
         stores,
         email_queue,
