@@ -504,11 +504,11 @@ async fn the_lambdas_serve_catalog_trial_and_purchase() {
         .await;
     assert_eq!((status, body["subscribers"][0]["email"].as_str()), (200, Some("tony@stark.example")), "{body}");
 
-    // The trial and the payment each queued their email, through the outbox.
+    // The trial, the payment and the cancellation each queued their email, through the outbox.
     let jobs = take_jobs(&sqs, &queue_url).await;
     let mut templates: Vec<&str> = jobs.iter().filter_map(|j| j["template"].as_str()).collect();
     templates.sort();
-    assert_eq!(templates, ["payment_confirmation", "trial_started"], "{jobs:?}");
+    assert_eq!(templates, ["payment_confirmation", "subscription_canceled", "trial_started"], "{jobs:?}");
 
     for mut f in [signup, verify, login, catalog, products, trial, purchase, admin_fn, mine, subs, wallet] {
         let _ = f.child.kill().await;

@@ -324,15 +324,35 @@ pub enum EmailTemplate {
     PasswordReset,
     PaymentConfirmation,
     TrialStarted,
+    ExpiryReminder,
+    PaymentFailed,
+    SubscriptionExpired,
+    SubscriptionCanceled,
 }
 
 impl EmailTemplate {
+    /// Every email of api.md ("Emails").
+    pub const ALL: [EmailTemplate; 8] = [
+        EmailTemplate::OtpVerification,
+        EmailTemplate::PasswordReset,
+        EmailTemplate::PaymentConfirmation,
+        EmailTemplate::TrialStarted,
+        EmailTemplate::ExpiryReminder,
+        EmailTemplate::PaymentFailed,
+        EmailTemplate::SubscriptionExpired,
+        EmailTemplate::SubscriptionCanceled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EmailTemplate::OtpVerification => "otp_verification",
             EmailTemplate::PasswordReset => "password_reset",
             EmailTemplate::PaymentConfirmation => "payment_confirmation",
             EmailTemplate::TrialStarted => "trial_started",
+            EmailTemplate::ExpiryReminder => "expiry_reminder",
+            EmailTemplate::PaymentFailed => "payment_failed",
+            EmailTemplate::SubscriptionExpired => "subscription_expired",
+            EmailTemplate::SubscriptionCanceled => "subscription_canceled",
         }
     }
 }

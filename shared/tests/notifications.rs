@@ -116,7 +116,7 @@ async fn a_job_goes_from_sqs_to_ses_once_even_when_redelivered() {
     let sent = sent_to(&to).await;
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["source"], FROM);
-    assert_eq!(sent[0]["subject"], "Verify your Stark account");
+    assert_eq!(sent[0]["subject"], "Your Stark verification code");
     let html = sent[0]["body"].as_str().unwrap();
     assert!(html.contains("482913"), "{html}");
     // SQS delivers at least once: the same message again sends nothing.

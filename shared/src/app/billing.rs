@@ -304,7 +304,8 @@ pub async fn purchase(
                     vec![
                         ("product", product.name.clone()),
                         ("plan", plan.name.clone()),
-                        ("amount", payment.amount.to_string()),
+                        ("amount_minor", payment.amount.amount_minor.to_string()),
+                        ("currency", payment.amount.currency.as_str().to_string()),
                         ("period_end", day(d.sub.current_period_end)),
                         ("payment_id", payment.payment_id.clone()),
                     ],
@@ -361,6 +362,7 @@ pub async fn cancel(
             sub.current_period_end = sub.current_period_end.min(now);
             c.live = Some(LiveSlot::Release);
         }
+        c.outbox = canceled_email(ctx, &sub).await?;
         c.subscription = Some((sub.clone(), expected));
         match commit(ctx, &c).await? {
             Ok(()) => return Ok(sub),
@@ -368,6 +370,22 @@ pub async fn cancel(
         }
     }
     Err(BillingError::Infra(anyhow::anyhow!("cancel lost {ATTEMPTS} races in a row")))
+}
+
+/// The subscription_canceled email, for the subscriber (none if the account is gone).
+async fn canceled_email(ctx: &AppContext, sub: &Subscription) -> Result<Vec<crate::ports::OutboxEntry>, BillingError> {
+    let Some(user) = ctx.stores.users.user_by_id(&sub.user_id).await? else { return Ok(Vec::new()) };
+    let product = ctx.stores.catalog.product(&sub.product_id).await?;
+    let (product_name, plan_name) = match &product {
+        Some(p) => (p.name.clone(), p.plan(&sub.plan_id).map_or(sub.plan_id.to_string(), |pl| pl.name.clone())),
+        None => (sub.product_id.to_string(), sub.plan_id.to_string()),
+    };
+    let job = email_job(
+        &user,
+        EmailTemplate::SubscriptionCanceled,
+        vec![("product", product_name), ("plan", plan_name), ("period_end", day(sub.current_period_end))],
+    );
+    Ok(vec![outbox::entry(ctx, job)])
 }
 
 /// Adds money to a user's wallet (admin). Returns the new balance.

@@ -65,9 +65,11 @@ impl Endpoint {
             VerifyOtp | ResetPassword => Needs { otp_pepper: true, ..Needs::default() },
             Signup | ResendOtp | ForgotPassword => Needs { otp_pepper: true, email_queue: true, ..Needs::default() },
             ListProducts | GetProduct => Needs::default(),
-            StartTrial | Purchase => Needs { verifying_key: true, email_queue: true, ..Needs::default() },
-            CreateProduct | UpdateProduct | AddPlan | Subscribers | MySubscriptions | CancelSubscription | Wallet
-            | GrantRole | CreditWallet => Needs { verifying_key: true, ..Needs::default() },
+            StartTrial | Purchase | CancelSubscription => {
+                Needs { verifying_key: true, email_queue: true, ..Needs::default() }
+            }
+            CreateProduct | UpdateProduct | AddPlan | Subscribers | MySubscriptions | Wallet | GrantRole
+            | CreditWallet => Needs { verifying_key: true, ..Needs::default() },
         }
     }
 }
