@@ -33,3 +33,13 @@ pub fn authenticate(ctx: &AppContext, headers: &HeaderMap) -> Result<AuthUser, A
     let claims = verifier.verify(token.trim(), ctx.clock.now()).map_err(|_| ApiError::unauthorized())?;
     Ok(AuthUser { user_id: claims.sub, role: claims.role })
 }
+
+/// A caller with one of `roles`: 401 without a valid token, 403 `forbidden` with another role.
+pub fn authenticate_as(ctx: &AppContext, headers: &HeaderMap, roles: &[Role]) -> Result<AuthUser, ApiError> {
+    let caller = authenticate(ctx, headers)?;
+    if roles.contains(&caller.role) {
+        Ok(caller)
+    } else {
+        Err(ApiError::client(http::StatusCode::FORBIDDEN, "forbidden"))
+    }
+}

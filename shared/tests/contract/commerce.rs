@@ -9,19 +9,6 @@ use stark::app::Stores;
 use stark::domain::*;
 use stark::ports::*;
 
-use super::stores::{dynamodb, sqlite};
-
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { let f = super::sqlite().await; super::$name(&f.stores).await } )*
-        }
-        mod dynamodb {
-            $( #[tokio::test] async fn $name() { let f = super::dynamodb().await; super::$name(&f.stores).await } )*
-        }
-    };
-}
-
 contract!(
     products_are_created_once_with_their_plans,
     plans_are_added_once_to_existing_products,

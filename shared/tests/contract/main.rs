@@ -4,6 +4,19 @@
 #[path = "../support/aws.rs"]
 mod aws;
 
+/// One test per listed function and store adapter: `sqlite::<name>` and `dynamodb::<name>`,
+/// each on a fresh store of its own.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $name() { let f = crate::stores::sqlite().await; super::$name(&f.stores).await } )*
+        }
+        mod dynamodb {
+            $( #[tokio::test] async fn $name() { let f = crate::stores::dynamodb().await; super::$name(&f.stores).await } )*
+        }
+    };
+}
+
 mod commerce;
 mod email_queue;
 mod stores;

@@ -49,17 +49,6 @@ fn otp(mac: &str) -> OtpRecord {
     OtpRecord::new(mac.to_string(), t0())
 }
 
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { let f = super::sqlite().await; super::$name(&f.stores).await } )*
-        }
-        mod dynamodb {
-            $( #[tokio::test] async fn $name() { let f = super::dynamodb().await; super::$name(&f.stores).await } )*
-        }
-    };
-}
-
 contract!(
     users_round_trip,
     email_and_username_are_unique_and_atomic,

@@ -7,8 +7,8 @@ use sha2::{Digest, Sha256};
 use super::views;
 use crate::app::billing::{self as uc, BillingError, IdempotencyTicket, PurchaseOutcome, PAYMENT_METHOD};
 use crate::app::AppContext;
-use crate::domain::{Money, PlanId, ProductId};
-use crate::http::auth::authenticate;
+use crate::domain::{Money, PlanId, ProductId, Role};
+use crate::http::auth::{authenticate, authenticate_as};
 use crate::http::json::{object, take, Fields};
 use crate::http::router::PathParams;
 use crate::http::{messages, ApiError, ApiRequest, ApiResponse};
@@ -254,10 +254,7 @@ pub async fn wallet(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse, A
 }
 
 pub async fn credit(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    let caller = authenticate(ctx, &req.headers)?;
-    if caller.role != crate::domain::Role::Admin {
-        return Err(ApiError::client(StatusCode::FORBIDDEN, "forbidden"));
-    }
+    authenticate_as(ctx, &req.headers, &[Role::Admin])?;
     let body = object(&req.body)?;
     let mut f = Fields::new(&body);
     let email = f.required("email", crate::domain::Email::parse, |_| "field.email");
@@ -269,10 +266,7 @@ pub async fn credit(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse, A
 }
 
 pub async fn grant_role(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    let caller = authenticate(ctx, &req.headers)?;
-    if caller.role != crate::domain::Role::Admin {
-        return Err(ApiError::client(StatusCode::FORBIDDEN, "forbidden"));
-    }
+    authenticate_as(ctx, &req.headers, &[Role::Admin])?;
     let body = object(&req.body)?;
     let mut f = Fields::new(&body);
     let email = f.required("email", crate::domain::Email::parse, |_| "field.email");

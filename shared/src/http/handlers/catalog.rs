@@ -9,13 +9,16 @@ use super::views;
 use crate::app::catalog::{self as uc, CatalogError, NewProduct, ProductPatch};
 use crate::app::AppContext;
 use crate::domain::{
-    Currency, Money, Period, Plan, PlanId, ProductId, ProductStatus, TextTranslation, MAX_PERIOD_DAYS, MAX_PRICE_MINOR,
-    MAX_TRIAL_DAYS,
+    Currency, Money, Period, Plan, PlanId, ProductId, ProductStatus, Role, TextTranslation, MAX_PERIOD_DAYS,
+    MAX_PRICE_MINOR, MAX_TRIAL_DAYS,
 };
-use crate::http::auth::authenticate;
+use crate::http::auth::authenticate_as;
 use crate::http::json::{object, take, Fields};
 use crate::http::router::PathParams;
 use crate::http::{ApiError, ApiRequest, ApiResponse};
+
+/// Who may write the catalog at all; a provider only its own products (see the use cases).
+const CATALOG_WRITERS: &[Role] = &[Role::Admin, Role::Provider];
 
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 5000;
@@ -202,20 +205,14 @@ pub async fn get(ctx: &AppContext, params: &PathParams) -> Result<ApiResponse, A
 }
 
 pub async fn create(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    let caller = authenticate(ctx, &req.headers)?.caller();
-    if caller.role == crate::domain::Role::User {
-        return Err(ApiError::client(StatusCode::FORBIDDEN, "forbidden"));
-    }
+    let caller = authenticate_as(ctx, &req.headers, CATALOG_WRITERS)?.caller();
     let input = new_product(&object(&req.body)?)?;
     let product = uc::create_product(ctx, &caller, input).await.map_err(catalog_error)?;
     Ok(ApiResponse::json(StatusCode::CREATED, &views::product(ctx, &product).await))
 }
 
 pub async fn update(ctx: &AppContext, params: &PathParams, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    let caller = authenticate(ctx, &req.headers)?.caller();
-    if caller.role == crate::domain::Role::User {
-        return Err(ApiError::client(StatusCode::FORBIDDEN, "forbidden"));
-    }
+    let caller = authenticate_as(ctx, &req.headers, CATALOG_WRITERS)?.caller();
     let id = path_product_id(params)?;
     let body = object(&req.body)?;
     let mut f = Fields::new(&body);
@@ -231,10 +228,7 @@ pub async fn update(ctx: &AppContext, params: &PathParams, req: &ApiRequest) -> 
 }
 
 pub async fn add_plan(ctx: &AppContext, params: &PathParams, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    let caller = authenticate(ctx, &req.headers)?.caller();
-    if caller.role == crate::domain::Role::User {
-        return Err(ApiError::client(StatusCode::FORBIDDEN, "forbidden"));
-    }
+    let caller = authenticate_as(ctx, &req.headers, CATALOG_WRITERS)?.caller();
     let id = path_product_id(params)?;
     let body = object(&req.body)?;
     let mut f = Fields::new(&body);
@@ -245,10 +239,7 @@ pub async fn add_plan(ctx: &AppContext, params: &PathParams, req: &ApiRequest) -
 }
 
 pub async fn subscribers(ctx: &AppContext, params: &PathParams, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    let caller = authenticate(ctx, &req.headers)?.caller();
-    if caller.role == crate::domain::Role::User {
-        return Err(ApiError::client(StatusCode::FORBIDDEN, "forbidden"));
-    }
+    let caller = authenticate_as(ctx, &req.headers, CATALOG_WRITERS)?.caller();
     let id = path_product_id(params)?;
     let subs = uc::subscribers(ctx, &caller, &id).await.map_err(catalog_error)?;
     let now = ctx.clock.now();
