@@ -53,7 +53,7 @@ pub fn format_amount(lang: Lang, money: Money) -> String {
     let whole = (abs / per).to_string();
     let mut grouped = String::new();
     for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
             grouped.push_str(group);
         }
         grouped.push(c);

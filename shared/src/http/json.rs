@@ -72,9 +72,7 @@ impl<'a> Fields<'a> {
         parse: impl FnOnce(&str) -> Result<T, E>,
         problem: impl FnOnce(E) -> &'static str,
     ) -> Option<T> {
-        if self.raw(name).is_none() {
-            return None;
-        }
+        self.raw(name)?;
         self.required(name, parse, problem)
     }
 

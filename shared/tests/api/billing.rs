@@ -500,7 +500,7 @@ async fn fifty_purchases_of_different_products_never_overdraw() {
         .ctx
         .stores
         .subscriptions
-        .payments(&app.get("/api/auth/me/", Some(&t)).await.body["user"]["id"].as_str().unwrap().to_string())
+        .payments(app.get("/api/auth/me/", Some(&t)).await.body["user"]["id"].as_str().unwrap())
         .await
         .unwrap();
     assert_eq!(payments.len(), 1, "no orphan payment");

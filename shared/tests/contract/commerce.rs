@@ -546,16 +546,23 @@ async fn codes_are_written_with_their_email(s: &Stores) {
         token_generation: 0,
     };
     let signup_email = OutboxEntry { created_at: t0(), job: job() };
-    s.users.create_user(&user, &OtpRecord::new("mac1".into(), t0()), &[signup_email.clone()]).await.unwrap();
+    s.users
+        .create_user(&user, &OtpRecord::new("mac1".into(), t0()), std::slice::from_ref(&signup_email))
+        .await
+        .unwrap();
     // A refused signup (the email is taken) writes no email either.
     let mut twin = user.clone();
     twin.id = new_user_id();
     twin.username = Username::parse("another_name").unwrap();
     let refused = OutboxEntry { created_at: t0(), job: job() };
-    assert!(s.users.create_user(&twin, &OtpRecord::new("mac2".into(), t0()), &[refused.clone()]).await.is_err());
+    assert!(s
+        .users
+        .create_user(&twin, &OtpRecord::new("mac2".into(), t0()), std::slice::from_ref(&refused))
+        .await
+        .is_err());
     let resend = OutboxEntry { created_at: t0(), job: job() };
     s.otps
-        .put_otp(&email, OtpPurpose::Verification, &OtpRecord::new("mac3".into(), t0()), &[resend.clone()])
+        .put_otp(&email, OtpPurpose::Verification, &OtpRecord::new("mac3".into(), t0()), std::slice::from_ref(&resend))
         .await
         .unwrap();
     let pending = s.outbox.pending_outbox(far, 1000).await.unwrap();
