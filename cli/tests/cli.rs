@@ -278,3 +278,29 @@ fn keys_generate_prints_a_usable_secret() {
     let pepper = secret["otp_pepper"].as_str().unwrap();
     assert!(pepper.len() == 64 && pepper.bytes().all(|b| b.is_ascii_hexdigit()), "{pepper}");
 }
+
+#[tokio::test]
+async fn health_shows_the_translation_cache_without_depending_on_it() {
+    let redis = std::env::var("STARK_TEST_REDIS_URL").expect(
+        "STARK_TEST_REDIS_URL is not set: run the tests through ./scripts/test, which makes sure Redis answers",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = stark();
+    cmd.args(["--redis-url", &redis]);
+    let served = serve(cmd, dir.path());
+    let health: serde_json::Value =
+        reqwest::get(format!("{}/api/health/", served.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(health["dependencies"]["translation_cache"], "ok", "{health}");
+    // A cache nobody answers for is shown down, and the service is still up.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = stark();
+    cmd.args(["--redis-url", "redis://127.0.0.1:9"]);
+    let served = serve(cmd, dir.path());
+    let r = reqwest::get(format!("{}/api/health/", served.base)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let health: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (health["status"].as_str(), health["dependencies"]["translation_cache"].as_str()),
+        (Some("ok"), Some("down"))
+    );
+}

@@ -14,7 +14,7 @@ use md5::{Digest, Md5};
 
 use super::Lang;
 use crate::adapters::memory_cache::MemoryCache;
-use crate::ports::{TranslationCache, Translator};
+use crate::ports::{InfraError, TranslationCache, Translator};
 
 /// The cache key of `text` translated into `lang`: `i18n:<hex md5(lang NUL text)>`, the
 /// same in every tier and every process.
@@ -176,6 +176,13 @@ impl TranslationService {
             settings,
             counters: Counters::default(),
         }
+    }
+
+    /// The shared cache's state, for the health endpoint: None when there is none. Its calls
+    /// are bounded like every other, so a slow Redis answers as down, promptly.
+    pub async fn check_cache(&self) -> Option<Result<(), InfraError>> {
+        let l2 = self.l2.as_ref()?;
+        Some(l2.mget(&["i18n:health".to_string()]).await.map(|_| ()))
     }
 
     /// Serves source text only: what `stark serve` runs without a translator.

@@ -80,7 +80,9 @@ async fn the_service_answers_while_redis_is_down_and_uses_it_again_when_it_retur
     );
     until_ok("first connect", async || redis.ping().await).await;
 
+    assert!(matches!(service.check_cache().await, Some(Ok(()))), "health sees the cache");
     server.kill();
+    assert!(matches!(service.check_cache().await, Some(Err(_))), "health sees it down");
     // L2 is down: L3 still translates, and L1 serves the repeat without any tier below.
     let text = format!("Nanotech housing {}", uuid::Uuid::new_v4());
     for _ in 0..3 {
@@ -103,6 +105,7 @@ async fn the_service_answers_while_redis_is_down_and_uses_it_again_when_it_retur
     fake.fail(false);
     server.restart();
     until_ok("after a restart", async || redis.ping().await).await;
+    assert!(matches!(service.check_cache().await, Some(Ok(()))), "and back");
     let fresh = format!("Arc reactor {}", uuid::Uuid::new_v4());
     assert_eq!(service.translate(Lang::Ja, &fresh).await, format!("[ja] {fresh}"));
     let key = stark::i18n::cache_key(Lang::Ja, &fresh);
