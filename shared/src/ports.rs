@@ -311,8 +311,14 @@ pub struct OutboxEntry {
 
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
-    /// Entries written before `before`, oldest first, at most `limit`.
-    async fn pending_outbox(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxEntry>, InfraError>;
+    /// Entries written before `before`, oldest first (by time, then job id), at most `limit`;
+    /// with `after`, only those that come after that entry (the next page).
+    async fn pending_outbox(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&OutboxEntry>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, InfraError>;
     /// Removes a relayed entry; an entry already gone is fine.
     async fn delete_outbox(&self, entry: &OutboxEntry) -> Result<(), InfraError>;
 }

@@ -168,22 +168,27 @@ async fn one_bad_message_does_not_fail_its_batch() {
 }
 
 #[tokio::test]
-async fn a_refused_address_is_recorded_and_not_retried() {
-    // moto refuses any sender identity it does not know, as SES refuses an unverified one.
-    let p = pipeline("nobody@unverified.example").await;
+async fn a_sender_ses_refuses_is_retried_until_the_configuration_is_fixed() {
+    // moto refuses a From identity it does not know, as SES refuses an unverified one: our
+    // misconfiguration, not the recipient's address, so the job must not be written off.
+    let from = format!("{}@unverified.example", aws::unique("from"));
+    let p = pipeline(&from).await;
     let to = address();
     let j = job(&to, "444444");
     let batch = vec![QueueMessage { id: "m1".into(), body: serde_json::to_string(&j).unwrap() }];
-    assert!(handle_batch(&p.sender, &p.dead, &batch).await.is_empty(), "not retried");
+    assert_eq!(handle_batch(&p.sender, &p.dead, &batch).await, ["m1"], "retried by the queue");
     let now = chrono::Utc::now();
     let later = now + chrono::Duration::days(1);
-    match p.store.claim_send(&j.job_id, now, now, later).await.unwrap() {
-        SendClaim::Rejected { reason } => assert!(reason.contains("MessageRejected"), "{reason}"),
-        other => panic!("expected the rejection on record, got {other:?}"),
-    }
-    // A redelivery sends nothing and is not retried either.
+    assert_eq!(
+        p.store.claim_send(&j.job_id, now, now, later).await.unwrap(),
+        SendClaim::Claimed,
+        "not on record as sent or refused"
+    );
+    p.store.release_send(&j.job_id).await.unwrap();
+    // The identity is verified: the redelivery goes out.
+    ses().await.create_email_identity().email_identity(&from).send().await.unwrap();
     assert!(handle_batch(&p.sender, &p.dead, &batch).await.is_empty());
-    assert!(sent_to(&to).await.is_empty());
+    assert_eq!(sent_to(&to).await.len(), 1);
 }
 
 #[tokio::test]
@@ -221,10 +226,10 @@ async fn the_outbox_sweep_sends_once_what_an_sqs_outage_held_back() {
     };
     stark::app::auth::signup(&outage, input).await.expect("the signup succeeds with SQS down");
     let far = chrono::Utc::now() + chrono::Duration::days(1);
-    assert_eq!(stores.outbox.pending_outbox(far, 10).await.unwrap().len(), 1, "the email waits in the outbox");
+    assert_eq!(stores.outbox.pending_outbox(far, None, 10).await.unwrap().len(), 1, "the email waits in the outbox");
     // A sweep during the outage sends nothing and loses nothing.
     assert_eq!(stark::app::outbox::sweep(&outage, chrono::Duration::zero()).await.unwrap(), 0);
-    assert_eq!(stores.outbox.pending_outbox(far, 10).await.unwrap().len(), 1);
+    assert_eq!(stores.outbox.pending_outbox(far, None, 10).await.unwrap().len(), 1);
 
     // SQS is back.
     let back = context(SqsEmailQueue::new(p.sqs.clone(), p.queue_url.clone()));

@@ -225,6 +225,14 @@ fn decide(
         fresh_period(&mut sub);
         return Ok(Decision { sub, expected: None, charge: Some(plan.price.amount_minor) });
     };
+    if !sub.status.is_live() {
+        // The slot is freed in the same commit that ends a subscription.
+        return Err(BillingError::Infra(anyhow::anyhow!(
+            "the live slot of {} holds ended subscription {}",
+            sub.product_id,
+            sub.subscription_id
+        )));
+    }
     let expected = Some(sub.version);
     sub.version += 1;
     match sub.status {
@@ -248,6 +256,9 @@ fn decide(
                 Ok(Decision { sub, expected, charge: Some(charge) })
             } else {
                 sub.scheduled_plan_id = Some(plan.plan_id.clone());
+                // Buying the cheaper plan means renewing onto it, even after a cancel at
+                // period end.
+                sub.auto_renew = true;
                 sub.updated_at = now;
                 Ok(Decision { sub, expected, charge: None })
             }

@@ -17,6 +17,8 @@ pub enum CatalogError {
     ProductExists,
     #[error("plan exists")]
     PlanExists,
+    #[error("the product has as many plans as it may")]
+    TooManyPlans,
     #[error(transparent)]
     Infra(#[from] InfraError),
 }
@@ -147,8 +149,14 @@ pub async fn update_product(
     Err(CatalogError::Infra(anyhow::anyhow!("product {id} kept changing during the update")))
 }
 
+/// The most plans a product may have (so `stark catalog load` writes a product in one
+/// transaction, and a product page stays small).
+pub const MAX_PLANS: usize = 50;
+
 pub async fn add_plan(ctx: &AppContext, caller: &Caller, id: &ProductId, plan: Plan) -> Result<Plan, CatalogError> {
-    managed_product(ctx, caller, id).await?;
+    if managed_product(ctx, caller, id).await?.plans.len() >= MAX_PLANS {
+        return Err(CatalogError::TooManyPlans);
+    }
     ctx.stores.catalog.add_plan(id, &plan).await.map_err(|e| match e {
         CatalogWriteError::Exists => CatalogError::PlanExists,
         CatalogWriteError::NotFound => CatalogError::ProductNotFound,

@@ -92,7 +92,7 @@ impl Sender {
             Delivery::Duplicate => tracing::info!(job_id = %id, template, "email already handled; nothing sent"),
             Delivery::Expired => tracing::info!(job_id = %id, template, "email job expired; nothing sent"),
             Delivery::Rejected { reason } => {
-                tracing::warn!(job_id = %id, template, to = %job.to, reason, "the provider refused this address; recorded, not retried")
+                tracing::warn!(job_id = %id, template, reason, "the provider refused this recipient; recorded in the email log, not retried")
             }
             Delivery::Undeliverable { reason } => {
                 tracing::error!(job_id = %id, template, reason, "email job cannot be rendered")
@@ -119,7 +119,9 @@ fn unparseable(body: &str, e: &serde_json::Error) -> String {
         .and_then(|v| v.get("template").and_then(|t| t.as_str()).map(str::to_string));
     match template {
         Some(t) if !crate::email::is_known_template(&t) => format!("unknown template {t:?}"),
-        _ => format!("not an email job: {e}"),
+        // The category and the position only: serde quotes the offending value, and a broken
+        // job could carry a code.
+        _ => format!("not an email job: {:?} error at line {} column {}", e.classify(), e.line(), e.column()),
     }
 }
 

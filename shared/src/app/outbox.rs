@@ -12,9 +12,10 @@ pub fn entry(ctx: &AppContext, job: EmailJob) -> OutboxEntry {
 }
 
 /// Sends committed entries to the queue and removes each one sent. An entry that could not
-/// be sent stays for the sweep; nothing is lost.
-pub async fn relay(ctx: &AppContext, entries: &[OutboxEntry]) -> usize {
-    let mut sent = 0;
+/// be sent stays for the sweep; nothing is lost. Returns how many were sent and how many the
+/// queue refused (the rest were expired codes, dropped).
+pub async fn relay(ctx: &AppContext, entries: &[OutboxEntry]) -> (usize, usize) {
+    let (mut sent, mut refused) = (0, 0);
     let now = ctx.clock.now();
     for e in entries {
         if e.job.not_after.is_some_and(|t| t < now) {
@@ -29,6 +30,7 @@ pub async fn relay(ctx: &AppContext, entries: &[OutboxEntry]) -> usize {
             Ok(durable) => durable,
             Err(err) => {
                 tracing::warn!(job_id = %e.job.job_id, template = e.job.template.as_str(), error = %err, "email job stays in the outbox: the queue refused it");
+                refused += 1;
                 continue;
             }
         };
@@ -41,26 +43,29 @@ pub async fn relay(ctx: &AppContext, entries: &[OutboxEntry]) -> usize {
             tracing::warn!(job_id = %e.job.job_id, error = %err, "sent email job could not be removed from the outbox");
         }
     }
-    sent
+    (sent, refused)
 }
 
 /// How old an entry must be before the sweep takes it: older than any relay in flight.
 pub const SWEEP_AGE: Duration = Duration::seconds(30);
 
-/// Relays every entry older than `min_age`, in batches. Returns how many were sent.
+/// Relays every entry older than `min_age`, in batches: one pass over what is pending now,
+/// page after page. An entry handed to a queue that keeps it in the outbox until delivered
+/// (the in-process one) is not read again in the same pass, so a slow or failing worker
+/// cannot make the sweep spin. Returns how many were handed over.
 pub async fn sweep(ctx: &AppContext, min_age: Duration) -> Result<usize, InfraError> {
     let before = ctx.clock.now() - min_age;
+    let mut after: Option<OutboxEntry> = None;
     let mut total = 0;
     loop {
-        let batch = ctx.stores.outbox.pending_outbox(before, 100).await?;
-        if batch.is_empty() {
-            return Ok(total);
-        }
-        let sent = relay(ctx, &batch).await;
+        let batch = ctx.stores.outbox.pending_outbox(before, after.as_ref(), 100).await?;
+        let Some(last) = batch.last().cloned() else { return Ok(total) };
+        let (sent, refused) = relay(ctx, &batch).await;
         total += sent;
-        if sent < batch.len() {
+        if refused > 0 {
             // The queue is refusing; try again on the next sweep.
             return Ok(total);
         }
+        after = Some(last);
     }
 }

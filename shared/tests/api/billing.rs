@@ -151,7 +151,7 @@ async fn a_purchase_debits_the_wallet_once_and_records_everything() {
     assert!(confirmation.contains(pay["payment_id"].as_str().unwrap()));
     // Relayed at once: nothing is left in the outbox for the sweep.
     let far = app.clock.now() + chrono::Duration::days(365);
-    assert!(app.ctx.stores.outbox.pending_outbox(far, 10).await.unwrap().is_empty());
+    assert!(app.ctx.stores.outbox.pending_outbox(far, None, 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -194,12 +194,17 @@ async fn an_upgrade_is_prorated_and_a_downgrade_is_scheduled() {
     assert_eq!(sub["current_period_end"], "2026-07-16T09:00:00Z");
     assert_eq!(wallet(&app, &t).await["balance"]["amount_minor"], 10_000 - 1000 - 4500);
 
-    // Back down: nothing charged, the change waits for renewal.
+    // Back down, after turning renewal off: nothing charged, the change waits for a renewal
+    // that buying the cheaper plan turns back on.
+    let id = sub["subscription_id"].as_str().unwrap();
+    let r = app.post_as(&format!("/api/services/subscriptions/{id}/cancel/"), &t, json!({})).await;
+    assert_eq!(r.body["subscription"]["auto_renew"], false);
     let r = app.post_as(PURCHASE, &t, buy("BASIC")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["payment"], Value::Null);
     assert_eq!(r.body["subscription"]["plan_id"], "GOLD");
     assert_eq!(r.body["subscription"]["scheduled_plan_id"], "BASIC");
+    assert_eq!(r.body["subscription"]["auto_renew"], true);
     assert_eq!(wallet(&app, &t).await["balance"]["amount_minor"], 4500);
     assert_eq!(my_subscriptions(&app, &t).await.len(), 1);
 }
@@ -521,4 +526,43 @@ async fn fifty_concurrent_trials_start_one() {
     let trial_emails =
         app.wait_for_emails("happy@stark.example", 2).await.iter().filter(|e| e.contains("trial has started")).count();
     assert_eq!(trial_emails, 1, "one trial_started email");
+}
+
+/// The sweep hands each pending entry over once per pass, even to the in-process queue, which
+/// leaves an entry in the outbox until its worker is done: a pass ends instead of spinning.
+#[tokio::test]
+async fn a_sweep_hands_each_entry_over_once() {
+    let app = spawn_app().await;
+    let now = app.clock.now() - chrono::Duration::minutes(5);
+    let entries: Vec<stark::ports::OutboxEntry> = (0..150)
+        .map(|i| stark::ports::OutboxEntry {
+            created_at: now,
+            job: stark::ports::EmailJob {
+                job_id: uuid::Uuid::now_v7().to_string(),
+                template: stark::ports::EmailTemplate::TrialStarted,
+                to: stark::domain::Email::parse(&format!("sweep{i}@stark.example")).unwrap(),
+                locale: "en".into(),
+                vars: [("username", "tony"), ("product", "Mark"), ("plan", "Gold"), ("period_end", "2026-07-01")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                not_after: None,
+            },
+        })
+        .collect();
+    // A DynamoDB transaction holds at most 100 items.
+    for chunk in entries.chunks(50) {
+        let commit = stark::ports::Commit { outbox: chunk.to_vec(), ..Default::default() };
+        app.ctx.stores.subscriptions.commit(&commit).await.unwrap();
+    }
+    let handed = stark::app::outbox::sweep(&app.ctx, chrono::Duration::zero()).await.unwrap();
+    assert_eq!(handed, 150, "each entry once");
+    app.flush_emails().await;
+    let written = std::fs::read_dir(app.outbox())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "eml"))
+        .count();
+    assert_eq!(written, 150);
+    let far = app.clock.now() + chrono::Duration::days(1);
+    assert!(app.ctx.stores.outbox.pending_outbox(far, None, 10).await.unwrap().is_empty(), "all handled and removed");
 }

@@ -255,7 +255,7 @@ async fn a_failed_condition_writes_nothing(s: &Stores) {
     assert!(s.subscriptions.user_subscriptions(&user).await.unwrap().is_empty());
     assert!(s.subscriptions.payments(&user).await.unwrap().is_empty());
     assert_eq!(s.subscriptions.wallet(&user, 10).await.unwrap().1.len(), 1, "only the credit");
-    let pending = s.outbox.pending_outbox(t0() + Duration::days(1), 1000).await.unwrap();
+    let pending = s.outbox.pending_outbox(t0() + Duration::days(1), None, 1000).await.unwrap();
     assert!(!pending.iter().any(|e| e.job.job_id == entry.job.job_id));
 }
 
@@ -462,6 +462,12 @@ async fn idempotency_keys_are_claimed_completed_and_released(s: &Stores) {
     let c3 = claim(&user, "key-2", "h1", now);
     assert_eq!(s.idempotency.claim_idempotency(&c3, now).await.unwrap(), ClaimOutcome::Claimed);
     let after_lock = now + Duration::seconds(61);
+    // Another body under the key is still refused after the lock, so it can answer 422.
+    let other_body = ClaimOutcome::Existing(IdempotencyRecord { request_hash: "h1".into(), response: None });
+    assert_eq!(
+        s.idempotency.claim_idempotency(&claim(&user, "key-2", "h2", after_lock), after_lock).await.unwrap(),
+        other_body
+    );
     assert_eq!(
         s.idempotency.claim_idempotency(&claim(&user, "key-2", "h1", after_lock), after_lock).await.unwrap(),
         ClaimOutcome::Claimed
@@ -514,7 +520,7 @@ async fn the_outbox_lists_old_entries_and_deletes_them(s: &Stores) {
     s.subscriptions.commit(&Commit { outbox: entries.clone(), ..Commit::default() }).await.unwrap();
     let ids =
         |v: &[OutboxEntry]| v.iter().filter(|e| entries.contains(e)).map(|e| e.job.job_id.clone()).collect::<Vec<_>>();
-    let pending = s.outbox.pending_outbox(base + Duration::seconds(2), 1000).await.unwrap();
+    let pending = s.outbox.pending_outbox(base + Duration::seconds(2), None, 1000).await.unwrap();
     assert_eq!(
         ids(&pending),
         [entries[0].job.job_id.clone(), entries[1].job.job_id.clone()],
@@ -522,8 +528,13 @@ async fn the_outbox_lists_old_entries_and_deletes_them(s: &Stores) {
     );
     s.outbox.delete_outbox(&entries[0]).await.unwrap();
     s.outbox.delete_outbox(&entries[0]).await.unwrap();
-    let pending = s.outbox.pending_outbox(base + Duration::days(1), 1000).await.unwrap();
+    let pending = s.outbox.pending_outbox(base + Duration::days(1), None, 1000).await.unwrap();
     assert_eq!(ids(&pending), [entries[1].job.job_id.clone(), entries[2].job.job_id.clone()]);
+    // Pages: after an entry, only what comes after it.
+    let next = s.outbox.pending_outbox(base + Duration::days(1), Some(&entries[1]), 1000).await.unwrap();
+    assert_eq!(ids(&next), [entries[2].job.job_id.clone()]);
+    let first = s.outbox.pending_outbox(base + Duration::days(1), Some(&entries[0]), 1).await.unwrap();
+    assert_eq!(ids(&first), [entries[1].job.job_id.clone()], "the deleted cursor still places the page");
     assert_eq!(pending.iter().find(|e| e.job.job_id == entries[1].job.job_id), Some(&entries[1]), "round trip");
 }
 
@@ -565,7 +576,7 @@ async fn codes_are_written_with_their_email(s: &Stores) {
         .put_otp(&email, OtpPurpose::Verification, &OtpRecord::new("mac3".into(), t0()), std::slice::from_ref(&resend))
         .await
         .unwrap();
-    let pending = s.outbox.pending_outbox(far, 1000).await.unwrap();
+    let pending = s.outbox.pending_outbox(far, None, 1000).await.unwrap();
     assert!(pending.contains(&signup_email));
     assert!(pending.contains(&resend));
     assert!(!pending.contains(&refused));

@@ -100,7 +100,7 @@ async fn in_process_queue_sends_a_redelivered_job_once_and_clears_the_outbox() {
     tokio::time::timeout(Duration::from_secs(10), q.flush()).await.unwrap().unwrap();
     assert_eq!(emls(dir.path()).len(), 1, "a redelivered job is written once");
     let far = chrono::Utc::now() + chrono::Duration::days(1);
-    assert!(stores.outbox.pending_outbox(far, 10).await.unwrap().is_empty(), "handled, so removed");
+    assert!(stores.outbox.pending_outbox(far, None, 10).await.unwrap().is_empty(), "handled, so removed");
 }
 
 #[tokio::test]

@@ -387,9 +387,12 @@ impl SubscriptionStore for DynamoStore {
         match self.transact(writes).await {
             Ok(()) => Ok(()),
             Err(e) => match failed_conditions(&e) {
-                Some(f) => match f.iter().zip(&meaning).find(|(failed, _)| **failed).and_then(|(_, m)| *m) {
-                    Some(c) => Err(CommitError::Conflict(c)),
-                    None => Err(CommitError::Infra(e.into())),
+                Some(f) => match f.iter().zip(&meaning).find(|(failed, _)| **failed) {
+                    Some((_, Some(c))) => Err(CommitError::Conflict(*c)),
+                    Some((_, None)) => Err(CommitError::Infra(e.into())),
+                    // Cancelled with no failed condition: concurrent transactions kept
+                    // conflicting past the retries. The state moved; read it again.
+                    None => Err(CommitError::Conflict(Conflict::Subscription)),
                 },
                 None => Err(CommitError::Infra(e.into())),
             },
@@ -435,11 +438,14 @@ impl IdempotencyStore for DynamoStore {
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(item.clone()))
+                // A dead holder's claim is taken over only for the same request: another body
+                // under its key is still 422.
                 .condition_expression(
-                    "attribute_not_exists(PK) OR expires_at < :now OR (attribute_not_exists(#r) AND lock_until < :now)",
+                    "attribute_not_exists(PK) OR expires_at < :now OR (attribute_not_exists(#r) AND lock_until < :now AND request_hash = :h)",
                 )
                 .expression_attribute_names("#r", "response")
-                .expression_attribute_values(":now", ts(now));
+                .expression_attribute_values(":now", ts(now))
+                .expression_attribute_values(":h", s(&claim.request_hash));
             if unless_condition_failed(req.send().await)?.is_some() {
                 return Ok(ClaimOutcome::Claimed);
             }
@@ -490,21 +496,35 @@ impl IdempotencyStore for DynamoStore {
 
 #[async_trait]
 impl OutboxStore for DynamoStore {
-    async fn pending_outbox(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxEntry>, InfraError> {
+    async fn pending_outbox(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&OutboxEntry>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, InfraError> {
+        // The sort key is `<fixed-width time>#<job id>`, so string order is (time, id) order.
+        let after_sk = after.map(|e| format!("{}#{}", super::ts_string(e.created_at), e.job.job_id));
         let mut out: Vec<OutboxEntry> = Vec::new();
         for shard in 0..OUTBOX_SHARDS {
-            let page = self
+            let mut q = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .consistent_read(true)
-                .key_condition_expression("PK = :pk AND SK < :before")
                 .expression_attribute_values(":pk", s(format!("OUTBOX#{shard}")))
                 .expression_attribute_values(":before", s(super::ts_string(before)))
-                .limit(limit as i32)
-                .send()
-                .await?;
-            for item in page.items.unwrap_or_default() {
+                .limit(limit as i32 + 1);
+            q = match &after_sk {
+                None => q.key_condition_expression("PK = :pk AND SK < :before"),
+                // BETWEEN includes the cursor itself; it is skipped below.
+                Some(a) => q
+                    .key_condition_expression("PK = :pk AND SK BETWEEN :after AND :before")
+                    .expression_attribute_values(":after", s(a)),
+            };
+            for item in q.send().await?.items.unwrap_or_default() {
+                if after_sk.as_deref() == Some(get_s(&item, "SK")?) {
+                    continue;
+                }
                 out.push(from_doc(&item)?);
             }
         }

@@ -430,7 +430,10 @@ impl IdempotencyStore for SqliteStore {
                 .optional()?;
             let now_s = ts(now);
             if let Some((request_hash, response, lock_until, expires_at)) = existing {
-                let live = expires_at > now_s && (response.is_some() || lock_until > now_s);
+                // A dead holder's claim is taken over only for the same request: another body
+                // under its key is still 422.
+                let live =
+                    expires_at > now_s && (response.is_some() || lock_until > now_s || request_hash != cl.request_hash);
                 if live {
                     let response = response.map(from_doc).transpose()?;
                     return Ok(ClaimOutcome::Existing(IdempotencyRecord { request_hash, response }));
@@ -474,12 +477,21 @@ impl IdempotencyStore for SqliteStore {
 
 #[async_trait]
 impl OutboxStore for SqliteStore {
-    async fn pending_outbox(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxEntry>, InfraError> {
+    async fn pending_outbox(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&OutboxEntry>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, InfraError> {
+        // Without a cursor, start before the first possible entry.
+        let (after_at, after_id) =
+            after.map_or((String::new(), String::new()), |e| (ts(e.created_at), e.job.job_id.clone()));
         self.run(move |c| {
             docs(
                 c,
-                "SELECT doc FROM outbox WHERE created_at < ?1 ORDER BY created_at, job_id LIMIT ?2",
-                params![ts(before), limit as i64],
+                "SELECT doc FROM outbox WHERE created_at < ?1 AND (created_at, job_id) > (?2, ?3) \
+                 ORDER BY created_at, job_id LIMIT ?4",
+                params![ts(before), after_at, after_id, limit as i64],
             )
         })
         .await

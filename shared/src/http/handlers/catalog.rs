@@ -22,7 +22,7 @@ const CATALOG_WRITERS: &[Role] = &[Role::Admin, Role::Provider];
 
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 5000;
-pub const MAX_PLANS: usize = 50;
+use crate::app::catalog::MAX_PLANS;
 
 fn catalog_error(e: CatalogError) -> ApiError {
     match e {
@@ -30,6 +30,7 @@ fn catalog_error(e: CatalogError) -> ApiError {
         CatalogError::ProductNotFound => ApiError::client(StatusCode::NOT_FOUND, "product_not_found"),
         CatalogError::ProductExists => ApiError::client(StatusCode::CONFLICT, "product_exists"),
         CatalogError::PlanExists => ApiError::client(StatusCode::CONFLICT, "plan_exists"),
+        CatalogError::TooManyPlans => ApiError::field("plans", "field.plans"),
         CatalogError::Infra(e) => ApiError::Internal(e),
     }
 }
