@@ -206,6 +206,40 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// Puts `item` if `condition` holds; otherwise reads the item that holds its key. `None`:
+    /// written; `Some(item)`: held by that item. When the holder vanishes between the two
+    /// calls, the put is tried again (a few times).
+    async fn put_or_read(
+        &self,
+        item: Item,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: &[(&str, AV)],
+    ) -> anyhow::Result<Option<Item>> {
+        let k = key(get_s(&item, "PK")?, get_s(&item, "SK")?);
+        for _ in 0..3 {
+            let mut req = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression(condition);
+            for (n, v) in names {
+                req = req.expression_attribute_names(*n, *v);
+            }
+            for (n, v) in values {
+                req = req.expression_attribute_values(*n, v.clone());
+            }
+            if unless_condition_failed(req.send().await)?.is_some() {
+                return Ok(None);
+            }
+            if let Some(existing) = self.get(k.clone()).await? {
+                return Ok(Some(existing));
+            }
+        }
+        anyhow::bail!("the item at {k:?} kept changing while it was claimed")
+    }
+
     /// Runs a transaction. A cancellation caused only by a conflicting concurrent transaction
     /// (no failed condition) is retried a few times with jitter; the retry then sees the
     /// winner's write and fails its condition properly, so races end as 409s, not 500s.

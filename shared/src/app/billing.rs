@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::app::{outbox, AppContext};
 use crate::domain::{
     upgrade_charge, Email, Money, Payment, Plan, PlanId, Product, ProductId, SubStatus, Subscription, TxnKind, User,
-    WalletTxn, MAX_BALANCE_MINOR,
+    WalletTxn,
 };
 use crate::ports::{
     Commit, CommitError, Conflict, EmailJob, EmailTemplate, IdempotencyCompletion, InfraError, LiveSlot, StoredResponse,
@@ -421,6 +421,5 @@ pub async fn credit(
         Err(_) => return Err(BillingError::BalanceLimit),
     }
     let (balance, _) = ctx.stores.subscriptions.wallet(&user.id, 0).await?;
-    debug_assert!(balance <= MAX_BALANCE_MINOR);
     Ok(Money::usd(balance))
 }

@@ -130,6 +130,11 @@ pub const ALL: &[Endpoint] = &[
 /// Values captured by `{name}` segments.
 pub type PathParams = Vec<(&'static str, String)>;
 
+/// The value captured for `{name}` (empty when the route has none).
+pub fn param<'a>(params: &'a PathParams, name: &str) -> &'a str {
+    params.iter().find(|(k, _)| *k == name).map_or("", |(_, v)| v.as_str())
+}
+
 fn matches(pattern: &'static str, path: &str) -> Option<PathParams> {
     let mut params = Vec::new();
     let mut p = pattern.split('/');

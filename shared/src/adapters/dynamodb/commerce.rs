@@ -152,11 +152,15 @@ impl DynamoStore {
         key: Item,
         expr: &str,
         cond: Option<&str>,
+        names: &[(&str, &str)],
         values: Vec<(&str, AV)>,
     ) -> anyhow::Result<TransactWriteItem> {
         let mut u = Update::builder().table_name(&self.table).set_key(Some(key)).update_expression(expr);
         if let Some(c) = cond {
             u = u.condition_expression(c);
+        }
+        for (k, v) in names {
+            u = u.expression_attribute_names(*k, *v);
         }
         for (k, v) in values {
             u = u.expression_attribute_values(k, v);
@@ -350,12 +354,14 @@ impl SubscriptionStore for DynamoStore {
                     key(pk.clone(), "WALLET"),
                     "SET balance = balance - :a",
                     Some("balance >= :a"),
+                    &[],
                     vec![(":a", n(a))],
                 )?,
                 TxnKind::Credit => self.update(
                     key(pk.clone(), "WALLET"),
                     "ADD balance :a",
                     Some("attribute_not_exists(balance) OR balance <= :room"),
+                    &[],
                     vec![(":a", n(a)), (":room", n(MAX_BALANCE_MINOR - a))],
                 )?,
             };
@@ -374,10 +380,10 @@ impl SubscriptionStore for DynamoStore {
                 idem_key(user, &done.key),
                 "SET #r = :r",
                 Some("#t = :t AND attribute_not_exists(#r)"),
+                // `response` and `token` are reserved words.
+                &[("#r", "response"), ("#t", "token")],
                 vec![(":r", doc(&done.response)?), (":t", s(&done.token))],
             )?;
-            // Names for attributes that are reserved words.
-            let update = with_names(update, &[("#r", "response"), ("#t", "token")])?;
             items.push((update, Some(Conflict::Idempotency)));
         }
         for e in &commit.outbox {
@@ -400,21 +406,6 @@ impl SubscriptionStore for DynamoStore {
     }
 }
 
-/// Adds expression attribute names to a transaction's update.
-fn with_names(item: TransactWriteItem, names: &[(&str, &str)]) -> anyhow::Result<TransactWriteItem> {
-    let u = item.update.ok_or_else(|| anyhow::anyhow!("not an update"))?;
-    let mut b = Update::builder()
-        .table_name(u.table_name)
-        .set_key(Some(u.key))
-        .update_expression(u.update_expression)
-        .set_condition_expression(u.condition_expression)
-        .set_expression_attribute_values(u.expression_attribute_values);
-    for (k, v) in names {
-        b = b.expression_attribute_names(*k, *v);
-    }
-    Ok(TransactWriteItem::builder().update(b.build()?).build())
-}
-
 #[async_trait]
 impl IdempotencyStore for DynamoStore {
     async fn claim_idempotency(
@@ -431,37 +422,25 @@ impl IdempotencyStore for DynamoStore {
             ("ttl".into(), ttl(claim.expires_at)),
         ]);
         // A record blocks the key while it lives: until it expires, and while running only
-        // until its lock runs out (its holder died).
-        for _ in 0..3 {
-            let req = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item.clone()))
-                // A dead holder's claim is taken over only for the same request: another body
-                // under its key is still 422.
-                .condition_expression(
-                    "attribute_not_exists(PK) OR expires_at < :now OR (attribute_not_exists(#r) AND lock_until < :now AND request_hash = :h)",
-                )
-                .expression_attribute_names("#r", "response")
-                .expression_attribute_values(":now", ts(now))
-                .expression_attribute_values(":h", s(&claim.request_hash));
-            if unless_condition_failed(req.send().await)?.is_some() {
-                return Ok(ClaimOutcome::Claimed);
-            }
-            // Held: read what holds it (it may have gone meanwhile; then try again).
-            if let Some(existing) = self.get(idem_key(&claim.user_id, &claim.key)).await? {
-                let response = match existing.get("response") {
-                    Some(AV::S(r)) => Some(serde_json::from_str(r)?),
-                    _ => None,
-                };
-                return Ok(ClaimOutcome::Existing(IdempotencyRecord {
-                    request_hash: get_s(&existing, "request_hash")?.to_string(),
-                    response,
-                }));
-            }
-        }
-        anyhow::bail!("the idempotency key kept changing while it was claimed")
+        // until its lock runs out (its holder died). A dead holder's claim is taken over only
+        // for the same request: another body under its key is still 422.
+        let held = self
+            .put_or_read(
+                item,
+                "attribute_not_exists(PK) OR expires_at < :now OR (attribute_not_exists(#r) AND lock_until < :now AND request_hash = :h)",
+                &[("#r", "response")],
+                &[(":now", ts(now)), (":h", s(&claim.request_hash))],
+            )
+            .await?;
+        let Some(existing) = held else { return Ok(ClaimOutcome::Claimed) };
+        let response = match existing.get("response") {
+            Some(AV::S(r)) => Some(serde_json::from_str(r)?),
+            _ => None,
+        };
+        Ok(ClaimOutcome::Existing(IdempotencyRecord {
+            request_hash: get_s(&existing, "request_hash")?.to_string(),
+            response,
+        }))
     }
 
     async fn complete_idempotency(&self, user_id: &str, done: &IdempotencyCompletion) -> Result<bool, InfraError> {

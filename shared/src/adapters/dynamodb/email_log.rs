@@ -29,33 +29,24 @@ impl EmailLog for DynamoStore {
             ("keep_until".into(), ts(keep_until)),
             ("ttl".into(), ttl(keep_until)),
         ]);
-        for _ in 0..3 {
-            let req = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item.clone()))
-                .condition_expression(
-                    "attribute_not_exists(PK) OR keep_until < :now OR (#s = :sending AND lease_until < :now)",
-                )
-                .expression_attribute_names("#s", "state")
-                .expression_attribute_values(":now", ts(now))
-                .expression_attribute_values(":sending", s("sending"));
-            if unless_condition_failed(req.send().await)?.is_some() {
-                return Ok(SendClaim::Claimed);
-            }
-            let Some(existing) = self.get(log_key(job_id)).await? else { continue };
-            let text = |name: &str| match existing.get(name) {
-                Some(AV::S(v)) => v.clone(),
-                _ => String::new(),
-            };
-            return Ok(match get_s(&existing, "state")? {
-                "sent" => SendClaim::Sent { message_id: text("message_id") },
-                "rejected" => SendClaim::Rejected { reason: text("reason") },
-                _ => SendClaim::InFlight,
-            });
-        }
-        anyhow::bail!("the email log entry of job {job_id} kept changing")
+        let held = self
+            .put_or_read(
+                item,
+                "attribute_not_exists(PK) OR keep_until < :now OR (#s = :sending AND lease_until < :now)",
+                &[("#s", "state")],
+                &[(":now", ts(now)), (":sending", s("sending"))],
+            )
+            .await?;
+        let Some(existing) = held else { return Ok(SendClaim::Claimed) };
+        let text = |name: &str| match existing.get(name) {
+            Some(AV::S(v)) => v.clone(),
+            _ => String::new(),
+        };
+        Ok(match get_s(&existing, "state")? {
+            "sent" => SendClaim::Sent { message_id: text("message_id") },
+            "rejected" => SendClaim::Rejected { reason: text("reason") },
+            _ => SendClaim::InFlight,
+        })
     }
 
     async fn mark_sent(&self, job_id: &str, message_id: &str) -> Result<(), InfraError> {

@@ -4,12 +4,13 @@
 use http::StatusCode;
 use serde_json::json;
 
+use super::with_message;
 use crate::app::auth::{self as uc, CodeError, LoginError, SendError, Session, SessionError, SignupError};
 use crate::app::AppContext;
 use crate::domain::{Email, InvalidPassword, OtpCode, Password, User, Username};
 use crate::http::auth::authenticate;
 use crate::http::json::{object, take, Fields};
-use crate::http::{messages, ApiError, ApiRequest, ApiResponse};
+use crate::http::{ApiError, ApiRequest, ApiResponse};
 
 fn email_field(f: &mut Fields<'_>) -> Option<Email> {
     f.required("email", Email::parse, |_| "field.email")
@@ -28,11 +29,6 @@ fn otp_field(f: &mut Fields<'_>) -> Option<OtpCode> {
 
 fn token_field(f: &mut Fields<'_>) -> Option<String> {
     f.required("refresh_token", |s| Ok::<_, ()>(s.to_string()), |_| "field.string")
-}
-
-fn with_message(status: StatusCode, key: &str, mut body: serde_json::Value) -> ApiResponse {
-    body["message"] = json!(messages::text(key));
-    ApiResponse::json(status, &body)
 }
 
 fn session_body(key: &str, user: &User, s: &Session) -> ApiResponse {

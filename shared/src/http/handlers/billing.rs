@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::views;
+use super::with_message;
 use crate::app::billing::{self as uc, BillingError, IdempotencyTicket, PurchaseOutcome, PAYMENT_METHOD};
 use crate::app::AppContext;
 use crate::domain::{Money, PlanId, ProductId, Role};
@@ -40,11 +41,6 @@ fn billing_error(e: BillingError) -> ApiError {
         Infra(e) => return ApiError::Internal(e),
     };
     ApiError::client(status, code)
-}
-
-fn with_message(status: StatusCode, key: &str, mut body: Value) -> ApiResponse {
-    body["message"] = json!(messages::text(key));
-    ApiResponse::json(status, &body)
 }
 
 pub async fn start_trial(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
@@ -233,7 +229,7 @@ pub async fn my_subscriptions(ctx: &AppContext, req: &ApiRequest) -> Result<ApiR
 
 pub async fn cancel(ctx: &AppContext, params: &PathParams, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     let caller = authenticate(ctx, &req.headers)?;
-    let id = params.iter().find(|(k, _)| *k == "subscription_id").map(|(_, v)| v.as_str()).unwrap_or("");
+    let id = crate::http::router::param(params, "subscription_id");
     let body = object(&req.body)?;
     let mut f = Fields::new(&body);
     let at_period_end = f.boolean("at_period_end").unwrap_or(true);

@@ -37,8 +37,8 @@ fn catalog_error(e: CatalogError) -> ApiError {
 
 /// The `{product_id}` of the path, or a 400 naming it.
 pub fn path_product_id(params: &PathParams) -> Result<ProductId, ApiError> {
-    let raw = params.iter().find(|(k, _)| *k == "product_id").map(|(_, v)| v.as_str()).unwrap_or("");
-    ProductId::parse(raw).map_err(|_| ApiError::field("product_id", "field.product_id"))
+    ProductId::parse(crate::http::router::param(params, "product_id"))
+        .map_err(|_| ApiError::field("product_id", "field.product_id"))
 }
 
 /// A `Plan` object (without computed fields) at `path`.

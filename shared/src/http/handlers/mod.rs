@@ -4,9 +4,17 @@ pub mod catalog;
 mod health;
 mod views;
 
+use http::StatusCode;
+
 use super::router::{Endpoint, PathParams};
-use super::{ApiError, ApiRequest, ApiResponse};
+use super::{messages, ApiError, ApiRequest, ApiResponse};
 use crate::app::AppContext;
+
+/// A success body with its localized `message`.
+fn with_message(status: StatusCode, key: &str, mut body: serde_json::Value) -> ApiResponse {
+    body["message"] = serde_json::json!(messages::text(key));
+    ApiResponse::json(status, &body)
+}
 
 pub async fn dispatch(
     ctx: &AppContext,
