@@ -103,7 +103,10 @@ pub async fn aws_config() -> aws_config::SdkConfig {
 
 pub async fn stores_from(kind: StoreKind, data_dir: &std::path::Path, table: Option<&str>) -> anyhow::Result<Stores> {
     Ok(match kind {
-        StoreKind::Sqlite => Stores::from_adapter(Arc::new(SqliteStore::open(&data_dir.join("stark.db"))?)),
+        StoreKind::Sqlite => {
+            let store = Arc::new(SqliteStore::open(&data_dir.join("stark.db"))?);
+            Stores::from_adapter(store.clone()).with_housekeeping(store)
+        }
         StoreKind::Dynamodb => {
             let table = table.ok_or_else(|| anyhow::anyhow!("the DynamoDB store needs a table name (STARK_TABLE)"))?;
             let client = aws_sdk_dynamodb::Client::new(&aws_config().await);

@@ -302,6 +302,96 @@ pub trait SubscriptionStore: Send + Sync {
     async fn commit(&self, commit: &Commit) -> Result<(), CommitError>;
 }
 
+/// Where a page of due subscriptions ends: the next page starts after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueCursor {
+    pub due_at: DateTime<Utc>,
+    pub subscription_id: String,
+}
+
+/// What one lifecycle run did, by kind of step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCounts {
+    pub renewed: u64,
+    pub past_due: u64,
+    pub expired: u64,
+    pub canceled: u64,
+    pub reminders: u64,
+    pub low_balance: u64,
+    pub emails: u64,
+    /// Subscriptions that kept losing races to concurrent changes, left for the next run.
+    pub left: u64,
+}
+
+impl RunCounts {
+    pub fn add(&mut self, o: &RunCounts) {
+        self.renewed += o.renewed;
+        self.past_due += o.past_due;
+        self.expired += o.expired;
+        self.canceled += o.canceled;
+        self.reminders += o.reminders;
+        self.low_balance += o.low_balance;
+        self.emails += o.emails;
+        self.left += o.left;
+    }
+}
+
+/// One lifecycle run: all shards for one `now`, in process or fanned out over workers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRun {
+    pub run_id: String,
+    pub now: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    /// Set when the last of its shards is done.
+    pub finished_at: Option<DateTime<Utc>>,
+    pub shards: u32,
+    pub shards_done: u32,
+    pub counts: RunCounts,
+}
+
+/// The lifecycle's own records: the due index, each shard's watermark, and the runs.
+#[async_trait]
+pub trait LifecycleStore: Send + Sync {
+    /// Live subscriptions of `shard` due at or before `now`, by due time then id, at most
+    /// `limit`, after `after` when given. `from` is the earliest due day that may still hold
+    /// work (the shard's watermark): a store partitioned by day reads no day before it.
+    async fn due_subscriptions(
+        &self,
+        shard: u32,
+        from: chrono::NaiveDate,
+        now: DateTime<Utc>,
+        after: Option<&DueCursor>,
+        limit: usize,
+    ) -> Result<Vec<Subscription>, InfraError>;
+    /// The earliest day that may still hold due work in `shard`; None before the first run.
+    async fn watermark(&self, shard: u32) -> Result<Option<chrono::NaiveDate>, InfraError>;
+    async fn set_watermark(&self, shard: u32, day: chrono::NaiveDate) -> Result<(), InfraError>;
+    /// Records a run as started; a run already recorded (a retried schedule) is kept.
+    async fn start_run(&self, run: &LifecycleRun) -> Result<(), InfraError>;
+    /// Adds one shard's counts to its run, once: a shard finished again (a redelivered
+    /// message) adds nothing. The run is finished when its last shard is.
+    async fn finish_shard(
+        &self,
+        run_id: &str,
+        shard: u32,
+        counts: &RunCounts,
+        at: DateTime<Utc>,
+    ) -> Result<(), InfraError>;
+    async fn run(&self, run_id: &str) -> Result<Option<LifecycleRun>, InfraError>;
+    /// The latest runs, newest first.
+    async fn recent_runs(&self, limit: usize) -> Result<Vec<LifecycleRun>, InfraError>;
+}
+
+/// What DynamoDB's TTL deletes by itself on AWS, the embedded store deletes when asked
+/// (daily, by the lifecycle run): expired codes, throttle windows, refresh tokens,
+/// Idempotency-Key records and old email-log entries.
+#[async_trait]
+pub trait Housekeeping: Send + Sync {
+    /// Deletes up to `batch` expired records per kind and round, until none is left. Returns
+    /// how many went.
+    async fn purge_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<u64, InfraError>;
+}
+
 /// An email job written with the change that caused it, waiting to be relayed to the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxEntry {
@@ -334,11 +424,12 @@ pub enum EmailTemplate {
     PaymentFailed,
     SubscriptionExpired,
     SubscriptionCanceled,
+    RenewalLowBalance,
 }
 
 impl EmailTemplate {
     /// Every email of api.md ("Emails").
-    pub const ALL: [EmailTemplate; 8] = [
+    pub const ALL: [EmailTemplate; 9] = [
         EmailTemplate::OtpVerification,
         EmailTemplate::PasswordReset,
         EmailTemplate::PaymentConfirmation,
@@ -347,6 +438,7 @@ impl EmailTemplate {
         EmailTemplate::PaymentFailed,
         EmailTemplate::SubscriptionExpired,
         EmailTemplate::SubscriptionCanceled,
+        EmailTemplate::RenewalLowBalance,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -359,6 +451,7 @@ impl EmailTemplate {
             EmailTemplate::PaymentFailed => "payment_failed",
             EmailTemplate::SubscriptionExpired => "subscription_expired",
             EmailTemplate::SubscriptionCanceled => "subscription_canceled",
+            EmailTemplate::RenewalLowBalance => "renewal_low_balance",
         }
     }
 }
@@ -399,6 +492,12 @@ pub trait EmailQueue: Send + Sync {
     /// (a queue that a crash would empty).
     async fn enqueue_entry(&self, entry: &OutboxEntry) -> Result<bool, InfraError> {
         self.enqueue(&entry.job).await.map(|()| true)
+    }
+    /// Waits until every job handed over so far is handled, for a queue that handles them in
+    /// this process (so a long batch job holds a page of emails in memory, not all of them).
+    /// A remote queue holds them durably once `enqueue` returns: nothing to wait for.
+    async fn settle(&self) -> Result<(), InfraError> {
+        Ok(())
     }
     /// For the health endpoint.
     async fn ping(&self) -> Result<(), InfraError>;

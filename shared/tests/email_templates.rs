@@ -22,6 +22,8 @@ fn job(template: EmailTemplate, lang: Lang) -> EmailJob {
         ("period_end", "2026-12-26"),
         ("days", "3"),
         ("payment_id", "0193a1b2-0000-7000-8000-0000000000p1"),
+        ("period_start", "2026-11-26"),
+        ("balance_minor", "500"),
     ];
     EmailJob {
         job_id: "0193a1b2-0000-7000-8000-000000000001".into(),
@@ -50,17 +52,47 @@ fn every_email_in_every_language() {
     }
 }
 
+/// A renewal's payment confirmation: the same template, with texts that say it is a renewal.
+fn renewal(lang: Lang) -> EmailJob {
+    let mut j = job(EmailTemplate::PaymentConfirmation, lang);
+    j.vars.insert("renewal".into(), "true".into());
+    j
+}
+
+#[test]
+fn a_renewal_says_so_and_names_the_new_period_in_every_language() {
+    for lang in Lang::ALL {
+        let email = render(&renewal(lang)).unwrap();
+        let purchase = render(&job(EmailTemplate::PaymentConfirmation, lang)).unwrap();
+        assert_ne!(email.subject, purchase.subject, "{lang:?}");
+        for part in [&email.text, &email.html] {
+            assert!(part.contains("2026-11-26") && part.contains("2026-12-26"), "{lang:?}: {part}");
+            assert!(part.contains("0193a1b2-0000-7000-8000-0000000000p1"), "{lang:?}: the payment reference");
+        }
+        insta::assert_snapshot!(
+            format!("payment_confirmation_renewal__{}", lang.as_str()),
+            format!("Subject: {}\n\n----- text -----\n{}\n----- html -----\n{}", email.subject, email.text, email.html)
+        );
+    }
+    let low = render(&job(EmailTemplate::RenewalLowBalance, Lang::En)).unwrap();
+    assert!(low.text.contains("1,234.99 USD") && low.text.contains("5.00 USD") && low.text.contains("2026-12-26"), "{}", low.text);
+}
+
 #[test]
 fn each_part_carries_what_every_email_must() {
-    for template in EmailTemplate::ALL {
-        for lang in Lang::ALL {
-            let e = render(&job(template, lang)).unwrap();
+    let jobs = EmailTemplate::ALL.into_iter().flat_map(|t| Lang::ALL.map(move |l| (t, l, job(t, l))));
+    let renewals = Lang::ALL.map(|l| (EmailTemplate::PaymentConfirmation, l, renewal(l)));
+    for (template, lang, j) in jobs.chain(renewals) {
+        {
+            let e = render(&j).unwrap();
             let what = format!("{template:?} in {lang:?}");
             assert!(!e.subject.trim().is_empty() && !e.subject.contains('{'), "{what}: subject {:?}", e.subject);
             for part in [&e.text, &e.html] {
                 assert!(part.contains(SUPPORT_EMAIL), "{what}: no support footer");
                 assert!(part.contains("tony"), "{what}: no greeting by name");
-                for name in ["username", "code", "product", "plan", "amount", "period_end", "days", "support_email"] {
+                for name in
+                    ["username", "code", "product", "plan", "amount", "balance", "period_start", "period_end", "days", "support_email"]
+                {
                     assert!(!part.contains(&format!("{{{name}}}")), "{what}: {{{name}}} left unfilled");
                 }
             }

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 mod commerce;
 mod email_log;
+mod lifecycle;
 
 use crate::domain::{Email, OtpPurpose, OtpRecord, PasswordHash, Role, User, Username};
 use crate::ports::*;

@@ -87,6 +87,10 @@ impl EmailQueue for InProcessQueue {
             .map_err(|_| anyhow::anyhow!("the in-process email worker has stopped"))
     }
 
+    async fn settle(&self) -> Result<(), InfraError> {
+        self.flush().await
+    }
+
     async fn ping(&self) -> Result<(), InfraError> {
         anyhow::ensure!(!self.tx.is_closed(), "the in-process email worker has stopped");
         Ok(())

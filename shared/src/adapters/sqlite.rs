@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 mod commerce;
 mod email_log;
+mod lifecycle;
 
 use crate::domain::{Email, OtpPurpose, OtpRecord, PasswordHash, Role, User, Username};
 use crate::ports::*;
@@ -127,6 +128,9 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(commerce::SCHEMA)?;
         conn.execute_batch(email_log::SCHEMA)?;
+        let mut conn = conn;
+        lifecycle::migrate(&mut conn)?;
+        conn.execute_batch(lifecycle::SCHEMA)?;
         Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
     }
 

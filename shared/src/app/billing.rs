@@ -64,7 +64,7 @@ async fn product(ctx: &AppContext, id: &ProductId) -> Result<Product, BillingErr
     crate::app::catalog::active_product(ctx, id).await?.ok_or(BillingError::ProductNotFound)
 }
 
-fn email_job(user: &User, template: EmailTemplate, vars: Vec<(&str, String)>) -> EmailJob {
+pub(crate) fn email_job(user: &User, template: EmailTemplate, vars: Vec<(&str, String)>) -> EmailJob {
     let mut all = BTreeMap::from([("username".to_string(), user.username.as_str().to_string())]);
     all.extend(vars.into_iter().map(|(k, v)| (k.to_string(), v)));
     EmailJob {
@@ -77,7 +77,7 @@ fn email_job(user: &User, template: EmailTemplate, vars: Vec<(&str, String)>) ->
     }
 }
 
-fn day(t: DateTime<Utc>) -> String {
+pub(crate) fn day(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d").to_string()
 }
 
@@ -133,6 +133,7 @@ pub async fn start_trial(
             // A trial ends by itself; buying a plan converts it.
             auto_renew: false,
             scheduled_plan_id: None,
+            marks: Default::default(),
             created_at: now,
             updated_at: now,
             version: 1,
@@ -202,6 +203,8 @@ fn decide(
         sub.current_period_end = plan.period.end_after(now, 1);
         sub.auto_renew = true;
         sub.scheduled_plan_id = None;
+        // A new period: whatever the lifecycle did to the old one (dunning, reminders) is over.
+        sub.marks = Default::default();
         sub.updated_at = now;
     };
     let Some(mut sub) = live else {
@@ -218,6 +221,7 @@ fn decide(
             period_index: 0,
             auto_renew: true,
             scheduled_plan_id: None,
+            marks: Default::default(),
             created_at: now,
             updated_at: now,
             version: 1,

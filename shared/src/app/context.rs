@@ -16,6 +16,10 @@ pub struct Stores {
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub outbox: Arc<dyn OutboxStore>,
     pub email_log: Arc<dyn EmailLog>,
+    pub lifecycle: Arc<dyn LifecycleStore>,
+    /// The embedded store's stand-in for DynamoDB's TTL; None where the store expires
+    /// records by itself.
+    pub housekeeping: Option<Arc<dyn Housekeeping>>,
     pub ping: Arc<dyn StorePing>,
 }
 
@@ -31,6 +35,7 @@ impl Stores {
             + IdempotencyStore
             + OutboxStore
             + EmailLog
+            + LifecycleStore
             + StorePing
             + 'static,
     {
@@ -44,8 +49,16 @@ impl Stores {
             idempotency: adapter.clone(),
             outbox: adapter.clone(),
             email_log: adapter.clone(),
+            lifecycle: adapter.clone(),
+            housekeeping: None,
             ping: adapter,
         }
+    }
+
+    /// The stores of an adapter that does not expire records by itself (SQLite).
+    pub fn with_housekeeping(mut self, h: Arc<dyn Housekeeping>) -> Self {
+        self.housekeeping = Some(h);
+        self
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod billing;
 pub mod catalog;
+pub mod lifecycle;
 mod context;
 pub mod notify;
 pub mod outbox;

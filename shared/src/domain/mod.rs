@@ -2,6 +2,7 @@
 
 mod catalog;
 mod email;
+pub mod lifecycle;
 mod money;
 mod otp;
 mod password;
@@ -16,6 +17,7 @@ pub use catalog::{
     MAX_TRIAL_DAYS,
 };
 pub use email::{Email, InvalidEmail};
+pub use lifecycle::{Due, LifecycleMarks};
 pub use money::{Currency, Money, MAX_BALANCE_MINOR, MAX_CREDIT_MINOR, MAX_PRICE_MINOR};
 pub use otp::{mac_matches, otp_mac, InvalidOtp, OtpCode, OtpPurpose, OtpRecord, OTP_MAX_WRONG_TRIES, OTP_TTL_MINUTES};
 pub use password::{InvalidPassword, Password};

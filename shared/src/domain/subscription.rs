@@ -50,6 +50,9 @@ pub struct Subscription {
     pub period_index: u32,
     pub auto_renew: bool,
     pub scheduled_plan_id: Option<PlanId>,
+    /// What the daily lifecycle did to the current period (reminders, dunning).
+    #[serde(default)]
+    pub marks: super::LifecycleMarks,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Raised by every write (compare-and-swap).
@@ -176,6 +179,7 @@ mod tests {
             period_index: 0,
             auto_renew: true,
             scheduled_plan_id: None,
+            marks: Default::default(),
             created_at: now,
             updated_at: now,
             version: 1,

@@ -63,18 +63,19 @@ pub fn format_amount(lang: Lang, money: Money) -> String {
     format!("{sign}{grouped}{decimal}{:0width$} {}", abs % per, money.currency.as_str())
 }
 
-/// The job's variables as the texts use them: `amount` comes from `amount_minor` and
-/// `currency`, formatted for the language.
+/// The job's variables as the texts use them: `amount` and `balance` come from
+/// `amount_minor` and `balance_minor` with `currency`, formatted for the language.
 fn variables(job: &EmailJob, lang: Lang) -> Result<BTreeMap<String, String>, RenderError> {
     let mut vars = job.vars.clone();
-    if let Some(minor) = job.vars.get("amount_minor") {
-        let amount_minor = minor.parse::<i64>().map_err(|_| RenderError::BadVariable("amount_minor".into()))?;
+    for (minor_name, name) in [("amount_minor", "amount"), ("balance_minor", "balance")] {
+        let Some(minor) = job.vars.get(minor_name) else { continue };
+        let amount_minor = minor.parse::<i64>().map_err(|_| RenderError::BadVariable(minor_name.into()))?;
         let currency = job
             .vars
             .get("currency")
             .and_then(|c| Currency::parse(c))
             .ok_or_else(|| RenderError::BadVariable("currency".into()))?;
-        vars.insert("amount".into(), format_amount(lang, Money { amount_minor, currency }));
+        vars.insert(name.into(), format_amount(lang, Money { amount_minor, currency }));
     }
     Ok(vars)
 }
@@ -94,10 +95,19 @@ fn check_variables(template: &str, vars: &BTreeMap<String, String>) -> Result<()
     Ok(())
 }
 
+/// Which set of texts a job reads: its template's, but a renewal's payment confirmation says
+/// that it is a renewal and names the new period.
+fn texts_of(job: &EmailJob) -> &'static str {
+    match job.template {
+        EmailTemplate::PaymentConfirmation if job.vars.get("renewal").is_some_and(|v| v == "true") => "payment_renewal",
+        t => t.as_str(),
+    }
+}
+
 /// Renders `job` in its locale (English when the locale is not one of ours).
 pub fn render(job: &EmailJob) -> Result<OutgoingEmail, RenderError> {
     let lang = Lang::parse(&job.locale).unwrap_or(Lang::En);
-    let template = job.template.as_str();
+    let template = texts_of(job);
     let vars = variables(job, lang)?;
     check_variables(template, &vars)?;
     let texts = i18n::email_texts(lang, template, &vars, SUPPORT_EMAIL);

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use super::{format_in, Lang};
 
-/// Every email the platform sends (api.md, "Emails"); each has `email.<name>.subject`,
-/// `.heading`, `.p1` and `.p2` in every catalog.
-pub const TEMPLATES: [&str; 8] = [
+/// The texts of every email the platform sends (api.md, "Emails"), one set per kind of
+/// message: each has `email.<name>.subject`, `.heading`, `.p1` and `.p2` in every catalog.
+/// `payment_renewal` is the `payment_confirmation` of a renewal.
+pub const TEMPLATES: [&str; 10] = [
     "otp_verification",
     "password_reset",
     "payment_confirmation",
@@ -16,6 +17,8 @@ pub const TEMPLATES: [&str; 8] = [
     "payment_failed",
     "subscription_expired",
     "subscription_canceled",
+    "renewal_low_balance",
+    "payment_renewal",
 ];
 
 /// The localized parts of an email, in reading order: greeting, heading, paragraphs,
@@ -62,6 +65,8 @@ mod tests {
             ("amount", "$19.99"),
             ("period_end", "2026-12-26"),
             ("days", "3"),
+            ("period_start", "2026-11-26"),
+            ("balance", "$5.00"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

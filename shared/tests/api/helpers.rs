@@ -56,7 +56,10 @@ impl Storage {
 
     fn stores(&self) -> anyhow::Result<Stores> {
         Ok(match &self.table {
-            None => Stores::from_adapter(Arc::new(SqliteStore::open(&self.data_dir.join("stark.db"))?)),
+            None => {
+                let store = Arc::new(SqliteStore::open(&self.data_dir.join("stark.db"))?);
+                Stores::from_adapter(store.clone()).with_housekeeping(store)
+            }
             Some((client, table, _)) => Stores::from_adapter(Arc::new(DynamoStore::new(client.clone(), table.clone()))),
         })
     }

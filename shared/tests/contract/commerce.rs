@@ -77,6 +77,7 @@ fn sub(user: &str, product: &str, plan: &str) -> Subscription {
         period_index: 0,
         auto_renew: true,
         scheduled_plan_id: None,
+        marks: Default::default(),
         created_at: t0(),
         updated_at: t0(),
         version: 1,

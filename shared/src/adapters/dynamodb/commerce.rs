@@ -18,11 +18,11 @@ const CATALOG: &str = "CATALOG";
 /// Outbox entries are spread over a few partitions so one hot partition never limits writes.
 const OUTBOX_SHARDS: u32 = 4;
 
-fn doc<T: serde::Serialize>(v: &T) -> anyhow::Result<AV> {
+pub(super) fn doc<T: serde::Serialize>(v: &T) -> anyhow::Result<AV> {
     Ok(s(serde_json::to_string(v)?))
 }
 
-fn from_doc<T: DeserializeOwned>(item: &Item) -> anyhow::Result<T> {
+pub(super) fn from_doc<T: DeserializeOwned>(item: &Item) -> anyhow::Result<T> {
     Ok(serde_json::from_str(get_s(item, "doc")?)?)
 }
 
@@ -79,6 +79,12 @@ fn sub_item(sub: &Subscription) -> anyhow::Result<Item> {
         ("version".into(), n(sub.version)),
         ("doc".into(), doc(sub)?),
     ]);
+    // The sparse due index (GSI2), written with every write of the subscription so it is
+    // right by construction; an ended subscription has no entry.
+    if let Some(due) = sub.next_due() {
+        let (pk, sk) = super::lifecycle::due_keys(sub, due);
+        item.extend([("GSI2PK".into(), s(pk)), ("GSI2SK".into(), s(sk))]);
+    }
     Ok(item)
 }
 
@@ -101,7 +107,7 @@ pub(super) fn outbox_item(e: &OutboxEntry) -> anyhow::Result<Item> {
 
 impl DynamoStore {
     /// Every item of one partition (optionally under an SK prefix), following pages.
-    async fn query_partition(
+    pub(super) async fn query_partition(
         &self,
         index: Option<&str>,
         pk: &str,
@@ -147,7 +153,7 @@ impl DynamoStore {
         }
     }
 
-    fn update(
+    pub(super) fn update(
         &self,
         key: Item,
         expr: &str,

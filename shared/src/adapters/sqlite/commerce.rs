@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::de::DeserializeOwned;
 
 use super::{ts, SqliteStore};
+use crate::domain::lifecycle::due_shard;
 use crate::domain::{Plan, Product, ProductId, Subscription, TxnKind, MAX_BALANCE_MINOR};
 use crate::ports::*;
 
@@ -28,7 +29,10 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     user_id TEXT NOT NULL,
     product_id TEXT NOT NULL,
     version INTEGER NOT NULL,
-    doc TEXT NOT NULL
+    doc TEXT NOT NULL,
+    -- The due index (see domain::lifecycle): NULL once the subscription has ended.
+    due_at TEXT,
+    due_shard INTEGER
 );
 CREATE INDEX IF NOT EXISTS subscriptions_by_user ON subscriptions (user_id, subscription_id);
 CREATE INDEX IF NOT EXISTS subscriptions_by_product ON subscriptions (product_id, subscription_id);
@@ -79,16 +83,16 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_by_age ON outbox (created_at);
 "#;
 
-fn to_doc<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
+pub(super) fn to_doc<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
     serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
-fn from_doc<T: DeserializeOwned>(s: String) -> rusqlite::Result<T> {
+pub(super) fn from_doc<T: DeserializeOwned>(s: String) -> rusqlite::Result<T> {
     serde_json::from_str(&s)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
-fn docs<T: DeserializeOwned>(c: &Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<Vec<T>> {
+pub(super) fn docs<T: DeserializeOwned>(c: &Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<Vec<T>> {
     let mut stmt = c.prepare(sql)?;
     let rows = stmt.query_map(p, |r| r.get::<_, String>(0))?;
     rows.map(|r| r.and_then(from_doc)).collect()
@@ -237,14 +241,19 @@ pub(super) fn insert_outbox(tx: &rusqlite::Transaction<'_>, entries: &[OutboxEnt
 fn apply(tx: &rusqlite::Transaction<'_>, commit: &Commit) -> rusqlite::Result<Result<(), Conflict>> {
     if let Some((sub, expected)) = &commit.subscription {
         let doc = to_doc(sub)?;
+        // The due index is written with the subscription, so it is right by construction.
+        let due_at = sub.next_due().map(ts);
+        let shard = due_shard(&sub.subscription_id);
         let n = match expected {
             None => tx.execute(
-                "INSERT OR IGNORE INTO subscriptions (subscription_id, user_id, product_id, version, doc) VALUES (?1,?2,?3,?4,?5)",
-                params![sub.subscription_id, sub.user_id, sub.product_id.as_str(), sub.version as i64, doc],
+                "INSERT OR IGNORE INTO subscriptions (subscription_id, user_id, product_id, version, doc, due_at, due_shard) \
+                 VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                params![sub.subscription_id, sub.user_id, sub.product_id.as_str(), sub.version as i64, doc, due_at, shard],
             )?,
             Some(v) => tx.execute(
-                "UPDATE subscriptions SET version = ?2, doc = ?3 WHERE subscription_id = ?1 AND version = ?4",
-                params![sub.subscription_id, sub.version as i64, doc, *v as i64],
+                "UPDATE subscriptions SET version = ?2, doc = ?3, due_at = ?5, due_shard = ?6 \
+                 WHERE subscription_id = ?1 AND version = ?4",
+                params![sub.subscription_id, sub.version as i64, doc, *v as i64, due_at, shard],
             )?,
         };
         if n != 1 {
