@@ -43,6 +43,11 @@ struct Cli {
     /// Password hashing cost: the contract's argon2id parameters, or cheap ones for load tests.
     #[arg(long, global = true, env = "STARK_ARGON2", value_enum, default_value_t = Argon::Production)]
     argon2: Argon,
+    /// How many shards the DynamoDB due index is spread over (with --store dynamodb): the same
+    /// number for every process and Lambda of a deployment (their DUE_SHARDS).
+    #[arg(long, global = true, env = "STARK_DUE_SHARDS", default_value_t = stark::domain::lifecycle::DUE_SHARDS,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(stark::domain::lifecycle::MAX_DUE_SHARDS)))]
+    due_shards: u32,
     #[command(subcommand)]
     command: Command,
 }
@@ -77,6 +82,15 @@ enum Command {
     Serve {
         #[arg(long, env = "STARK_ADDR", default_value = "127.0.0.1:3000")]
         addr: std::net::SocketAddr,
+        /// Run the daily lifecycle (renewals, dunning, reminders, expiry) at start and then
+        /// every this many seconds; 0 turns it off.
+        #[arg(long, env = "STARK_LIFECYCLE_EVERY", default_value_t = 3600)]
+        lifecycle_every: u64,
+    },
+    /// The daily lifecycle.
+    Lifecycle {
+        #[command(subcommand)]
+        command: LifecycleCommand,
     },
     /// Administrative commands.
     Admin {
@@ -93,6 +107,26 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum LifecycleCommand {
+    /// Run the daily sweep once: renew, retry, remind, expire everything due by --now. Exits
+    /// once its emails have been written.
+    Run {
+        /// The time to run at (RFC 3339, e.g. 2026-12-02T03:00:00Z); default: now.
+        #[arg(long, value_parser = parse_now)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
+        /// Print what would happen and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn parse_now(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| "expected an RFC 3339 time such as 2026-12-02T03:00:00Z".to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -157,6 +191,7 @@ impl Cli {
                 Translate::Aws => TranslateKind::Aws,
             },
             redis_url: self.redis_url.clone(),
+            due_shards: self.due_shards,
             ..LocalConfig::embedded(self.data_dir.clone())
         }
     }
@@ -171,7 +206,7 @@ const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = cli.local_config();
     match cli.command {
-        Command::Serve { addr } => {
+        Command::Serve { addr, lifecycle_every } => {
             // Signals first: a SIGTERM that arrives right after start must already stop us cleanly.
             let shutdown = shutdown_signal()?;
             let (ctx, outbox_queue) = config::local_context(&cfg, Arc::new(SystemClock)).await?;
@@ -202,6 +237,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
             });
+            // The lifecycle on a timer, so the local platform is zero-touch too: at start, then
+            // every `lifecycle_every` seconds.
+            let lifecycle = (lifecycle_every > 0).then(|| {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    let mut every = tokio::time::interval(std::time::Duration::from_secs(lifecycle_every));
+                    loop {
+                        every.tick().await;
+                        let now = stark::ports::Clock::now(ctx.clock.as_ref());
+                        let opts = stark::app::lifecycle::RunOptions::default();
+                        match stark::app::lifecycle::run_lifecycle(&ctx, now, &opts).await {
+                            Ok(run) => tracing::info!(run_id = %run.run_id, counts = ?run.counts, "lifecycle run finished"),
+                            Err(e) => tracing::warn!(error = %e, "lifecycle run failed; the next one takes up what is left"),
+                        }
+                    }
+                })
+            });
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
@@ -211,6 +263,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("stark serve: listening on http://{bound} (data in {})", cfg.data_dir.display());
             stark::local::serve(ctx.clone(), listener, shutdown).await?;
             sweeper.abort();
+            if let Some(l) = lifecycle {
+                // A step is one atomic commit: stopping between two loses nothing.
+                l.abort();
+            }
             if let Err(e) = stark::app::outbox::sweep(&ctx, chrono::Duration::zero()).await {
                 tracing::warn!(error = %e, "final outbox sweep failed; the next start sends what is left");
             }
@@ -248,6 +304,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("credited {} to {email}; balance {balance}", stark::domain::Money::usd(amount));
             Ok(())
         }
+        Command::Lifecycle { command: LifecycleCommand::Run { now, dry_run } } => {
+            let (ctx, queue) = config::local_context(&cfg, Arc::new(SystemClock)).await?;
+            let now = now.unwrap_or_else(chrono::Utc::now);
+            lifecycle_run(&ctx, queue, now, dry_run).await
+        }
         Command::Keys { command: KeysCommand::Generate } => {
             println!("{}", stark::security::secrets::new_deployment_secret()?);
             Ok(())
@@ -268,7 +329,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 RoleArg::Provider => Role::Provider,
                 RoleArg::Admin => Role::Admin,
             };
-            let stores = config::stores_from(cfg.store, &cfg.data_dir, cfg.table.as_deref()).await?;
+            let stores = config::stores_from(&cfg).await?;
             let user = stores
                 .users
                 .user_by_email(&email)
@@ -281,6 +342,72 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A progress bar over the shards on a terminal (hidden otherwise), and a dry run's listing
+/// on stdout.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    totals: std::sync::Mutex<stark::ports::RunCounts>,
+}
+
+impl stark::app::lifecycle::RunObserver for Progress {
+    fn subscription_done(&self, counts: &stark::ports::RunCounts) {
+        let mut t = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        t.add(counts);
+        self.bar.set_message(format!("{} renewed, {} emails", t.renewed, t.emails));
+    }
+    fn shard_done(&self, _shard: u32) {
+        self.bar.inc(1);
+    }
+    fn planned(&self, line: &str) {
+        self.bar.suspend(|| println!("{line}"));
+    }
+}
+
+async fn lifecycle_run(
+    ctx: &stark::app::AppContext,
+    queue: Option<stark::adapters::inprocess_queue::InProcessQueue>,
+    now: chrono::DateTime<chrono::Utc>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let shards = ctx.stores.lifecycle.due_shards();
+    let bar = indicatif::ProgressBar::with_draw_target(Some(u64::from(shards)), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} shards {pos}/{len} [{bar:30}] {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let progress = Progress { bar, totals: Default::default() };
+    let opts = stark::app::lifecycle::RunOptions { dry_run, observer: &progress, deadline: None };
+    let run = stark::app::lifecycle::run_lifecycle(ctx, now, &opts).await;
+    progress.bar.finish_and_clear();
+    let run = run?;
+    if !dry_run {
+        // Emails an earlier, interrupted run committed but did not hand over go out now too.
+        stark::app::outbox::sweep(ctx, chrono::Duration::zero()).await?;
+        if let Some(queue) = queue {
+            queue.flush().await?;
+        }
+    }
+    let c = run.counts;
+    println!(
+        "{}lifecycle run {} at {}: {} renewed, {} past_due, {} expired, {} canceled, {} reminders, {} low_balance, {} emails{} in {:.2} s",
+        if dry_run { "dry run (nothing changed): " } else { "" },
+        run.run_id,
+        stark::domain::rfc3339(now),
+        c.renewed,
+        c.past_due,
+        c.expired,
+        c.canceled,
+        c.reminders,
+        c.low_balance,
+        c.emails,
+        if c.left > 0 { format!(", {} left for the next run", c.left) } else { String::new() },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Resolves on Ctrl-C, or on SIGTERM from a process manager. The SIGTERM handler is installed

@@ -43,6 +43,9 @@ pub struct LocalConfig {
     /// Redis for the shared translation cache (L2); None: the in-process cache alone.
     pub redis_url: Option<String>,
     pub translate: TranslateKind,
+    /// The DynamoDB due index's shard count (`--due-shards`); the same for every process of
+    /// a deployment.
+    pub due_shards: u32,
 }
 
 /// Who machine-translates catalog text.
@@ -71,6 +74,7 @@ impl LocalConfig {
             enumeration_floor: ENUMERATION_FLOOR,
             redis_url: None,
             translate: TranslateKind::None,
+            due_shards: crate::domain::lifecycle::DUE_SHARDS,
         }
     }
 }
@@ -101,7 +105,8 @@ pub async fn aws_config() -> aws_config::SdkConfig {
     SDK.get_or_init(|| aws_config::load_defaults(aws_config::BehaviorVersion::latest())).await.clone()
 }
 
-pub async fn stores_from(kind: StoreKind, data_dir: &std::path::Path, table: Option<&str>) -> anyhow::Result<Stores> {
+pub async fn stores_from(cfg: &LocalConfig) -> anyhow::Result<Stores> {
+    let (kind, data_dir, table) = (cfg.store, cfg.data_dir.as_path(), cfg.table.as_deref());
     Ok(match kind {
         StoreKind::Sqlite => {
             let store = Arc::new(SqliteStore::open(&data_dir.join("stark.db"))?);
@@ -110,7 +115,7 @@ pub async fn stores_from(kind: StoreKind, data_dir: &std::path::Path, table: Opt
         StoreKind::Dynamodb => {
             let table = table.ok_or_else(|| anyhow::anyhow!("the DynamoDB store needs a table name (STARK_TABLE)"))?;
             let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
-            Stores::from_adapter(Arc::new(DynamoStore::new(client, table)))
+            Stores::from_adapter(Arc::new(DynamoStore::new(client, table).with_due_shards(cfg.due_shards)))
         }
     })
 }
@@ -129,7 +134,7 @@ pub async fn local_context(
     cfg: &LocalConfig,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(AppContext, Option<InProcessQueue>)> {
-    let stores = stores_from(cfg.store, &cfg.data_dir, cfg.table.as_deref()).await?;
+    let stores = stores_from(cfg).await?;
     local_context_with(cfg, clock, stores).await
 }
 
@@ -173,6 +178,19 @@ pub async fn local_context_with(
     Ok((ctx, worker))
 }
 
+/// `DUE_SHARDS` (1 to 256), the due index's shard count; 32 when unset.
+pub fn due_shards_from_env() -> anyhow::Result<u32> {
+    use crate::domain::lifecycle::{DUE_SHARDS, MAX_DUE_SHARDS};
+    match std::env::var("DUE_SHARDS") {
+        Err(_) => Ok(DUE_SHARDS),
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|n| (1..=MAX_DUE_SHARDS).contains(n))
+            .ok_or_else(|| anyhow::anyhow!("DUE_SHARDS must be a whole number from 1 to {MAX_DUE_SHARDS}, not {v:?}")),
+    }
+}
+
 fn required_env(name: &str) -> anyhow::Result<String> {
     std::env::var(name).map_err(|_| anyhow::anyhow!("environment variable {name} is not set"))
 }
@@ -190,7 +208,8 @@ pub async fn lambda_context(served: &[crate::http::Endpoint]) -> anyhow::Result<
     anyhow::ensure!(!needs.email_queue || std::env::var("EMAIL_QUEUE_URL").is_ok(), "EMAIL_QUEUE_URL is not set");
     let sdk = aws_config().await;
     let table = required_env("TABLE_NAME")?;
-    let stores = Stores::from_adapter(Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)));
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table).with_due_shards(due_shards_from_env()?);
+    let stores = Stores::from_adapter(Arc::new(store));
     let email_queue: Arc<dyn EmailQueue> = match std::env::var("EMAIL_QUEUE_URL") {
         Ok(url) => Arc::new(SqsEmailQueue::new(aws_sdk_sqs::Client::new(&sdk), url)),
         Err(_) => Arc::new(crate::adapters::NoEmailQueue),

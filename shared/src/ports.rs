@@ -352,6 +352,8 @@ pub struct LifecycleRun {
 /// The lifecycle's own records: the due index, each shard's watermark, and the runs.
 #[async_trait]
 pub trait LifecycleStore: Send + Sync {
+    /// How many shards the due index has: a run handles each of them.
+    fn due_shards(&self) -> u32;
     /// Live subscriptions of `shard` due at or before `now`, by due time then id, at most
     /// `limit`, after `after` when given. `from` is the earliest due day that may still hold
     /// work (the shard's watermark): a store partitioned by day reads no day before it.

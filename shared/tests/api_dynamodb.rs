@@ -16,6 +16,8 @@ mod billing;
 mod catalog;
 #[path = "api/conventions.rs"]
 mod conventions;
+#[path = "api/lifecycle.rs"]
+mod lifecycle;
 #[path = "api/login.rs"]
 mod login;
 #[path = "api/otp.rs"]

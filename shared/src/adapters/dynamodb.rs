@@ -26,6 +26,8 @@ type Item = HashMap<String, AV>;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// The due index's shard count (see `domain::lifecycle::DUE_SHARDS`).
+    due_shards: u32,
 }
 
 fn s(v: impl Into<String>) -> AV {
@@ -190,7 +192,14 @@ fn failed_conditions(
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoStore { client, table: table.into() }
+        DynamoStore { client, table: table.into(), due_shards: crate::domain::lifecycle::DUE_SHARDS }
+    }
+
+    /// Spreads the due index over `shards` partitions (1 to `MAX_DUE_SHARDS`) instead of the
+    /// default. Every function of a deployment must use the same count.
+    pub fn with_due_shards(mut self, shards: u32) -> Self {
+        self.due_shards = shards.clamp(1, crate::domain::lifecycle::MAX_DUE_SHARDS);
+        self
     }
 
     fn put(&self, item: Item, condition: Option<&str>) -> anyhow::Result<TransactWriteItem> {

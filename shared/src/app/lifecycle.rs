@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::app::billing::{day, email_job, PAYMENT_METHOD};
 use crate::app::{outbox, AppContext};
-use crate::domain::lifecycle::{due_day, Due, DUE_SHARDS};
+use crate::domain::lifecycle::{due_day, Due};
 use crate::domain::{Money, Payment, Plan, Product, ProductId, SubStatus, Subscription, TxnKind, WalletTxn};
 use crate::ports::{
     Commit, CommitError, Conflict, DueCursor, EmailTemplate, InfraError, LifecycleRun, LiveSlot, OutboxEntry,
@@ -70,13 +70,13 @@ pub fn run_id(now: DateTime<Utc>, unique: &str) -> String {
 }
 
 /// The record of a run about to start.
-pub fn new_run(run_id: String, now: DateTime<Utc>, started_at: DateTime<Utc>) -> LifecycleRun {
+pub fn new_run(run_id: String, now: DateTime<Utc>, started_at: DateTime<Utc>, shards: u32) -> LifecycleRun {
     LifecycleRun {
         run_id,
         now,
         started_at,
         finished_at: None,
-        shards: DUE_SHARDS,
+        shards,
         shards_done: 0,
         counts: RunCounts::default(),
     }
@@ -89,12 +89,13 @@ pub async fn run_lifecycle(
     now: DateTime<Utc>,
     opts: &RunOptions<'_>,
 ) -> Result<LifecycleRun, InfraError> {
-    let mut run = new_run(run_id(now, &uuid::Uuid::new_v4().simple().to_string()), now, ctx.clock.now());
+    let shards = ctx.stores.lifecycle.due_shards();
+    let mut run = new_run(run_id(now, &uuid::Uuid::new_v4().simple().to_string()), now, ctx.clock.now(), shards);
     if !opts.dry_run {
         ctx.stores.lifecycle.start_run(&run).await?;
     }
     let mut failure = None;
-    for shard in 0..DUE_SHARDS {
+    for shard in 0..shards {
         match run_shard(ctx, &run.run_id, now, shard, opts).await {
             Ok(done) => run.counts.add(&done.counts),
             // The other shards still run; this one is taken up again by the next run.
@@ -122,7 +123,7 @@ pub async fn run_lifecycle(
         }
     }
     run.finished_at = Some(ctx.clock.now());
-    run.shards_done = DUE_SHARDS;
+    run.shards_done = shards;
     Ok(run)
 }
 

@@ -14,17 +14,20 @@ pub const LOW_BALANCE_DAYS: u32 = 3;
 /// A `past_due` subscription is retried 1, 2 and 3 days after its first failed attempt.
 pub const RETRIES: u32 = 3;
 
-/// How many partitions the due index is spread over (see README, "Lifecycle capacity"). It is
-/// part of the stored data: every write and every run must agree on it, so changing it means
-/// re-indexing the live subscriptions.
+/// How many partitions the DynamoDB due index is spread over by default (see README,
+/// "Lifecycle capacity"). The count is part of the stored data: every write and every run of
+/// a deployment must agree on it, so changing it means re-indexing the live subscriptions.
 pub const DUE_SHARDS: u32 = 32;
+/// The most a deployment may configure.
+pub const MAX_DUE_SHARDS: u32 = 256;
 
-/// The due shard of a subscription: FNV-1a of its id, stable across builds and platforms.
-pub fn due_shard(subscription_id: &str) -> u32 {
+/// The due shard of a subscription among `shards`: FNV-1a of its id, stable across builds and
+/// platforms.
+pub fn due_shard(subscription_id: &str, shards: u32) -> u32 {
     let hash = subscription_id
         .bytes()
         .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    hash % DUE_SHARDS
+    hash % shards.max(1)
 }
 
 /// The calendar day (UTC) a due time falls on: the due index is partitioned by it.
@@ -364,10 +367,11 @@ mod tests {
 
     #[test]
     fn shards_are_stable_and_spread() {
-        assert_eq!(due_shard("0190-sub"), due_shard("0190-sub"));
+        assert_eq!(due_shard("0190-sub", 32), due_shard("0190-sub", 32));
+        assert_eq!(due_shard("0190-sub", 1), 0);
         let mut seen = std::collections::HashSet::new();
         for i in 0..1000 {
-            seen.insert(due_shard(&format!("01900000-{i:04}")));
+            seen.insert(due_shard(&format!("01900000-{i:04}"), DUE_SHARDS));
         }
         assert_eq!(seen.len(), DUE_SHARDS as usize);
     }

@@ -17,6 +17,12 @@ use serde_yaml::Value;
 use stark::http::router::lambdas;
 use stark::http::Endpoint;
 
+tokio::task_local! {
+    /// The function a test's direct calls act as (a worker's use case run outside any
+    /// endpoint): its requests are checked against that function's policy.
+    pub static AS_FUNCTION: &'static str;
+}
+
 /// One policy statement: actions, and the allowed partition-key patterns (None: any).
 #[derive(Debug, Clone)]
 struct Statement {
@@ -168,20 +174,24 @@ impl Intercept for IamCheck {
         context: &BeforeSerializationInterceptorContextRef<'_>,
         _cfg: &mut ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        // Calls the tests make directly, outside any endpoint, run with no Lambda's policy.
-        let Ok(endpoint) = stark::http::SERVING.try_with(|e| *e) else { return Ok(()) };
-        let lambda = Self::lambda_of(endpoint);
+        // Calls the tests make directly, outside any endpoint and not acting as a worker,
+        // run with no Lambda's policy.
+        let (lambda, what) = match (stark::http::SERVING.try_with(|e| *e), AS_FUNCTION.try_with(|f| *f)) {
+            (Ok(endpoint), _) => (Self::lambda_of(endpoint), format!("{endpoint:?}")),
+            (Err(_), Ok(function)) => (function, "worker".to_string()),
+            (Err(_), Err(_)) => return Ok(()),
+        };
         let mut refused = Vec::new();
         match touches(context) {
             Ok(items) => {
                 for (action, key) in items {
                     if !self.allowed(lambda, action, key.as_deref()) {
                         refused
-                            .push(format!("{lambda} ({endpoint:?}) may not {action} on PK {key:?} per template.yaml"));
+                            .push(format!("{lambda} ({what}) may not {action} on PK {key:?} per template.yaml"));
                     }
                 }
             }
-            Err(e) => refused.push(format!("{lambda} ({endpoint:?}): {e}")),
+            Err(e) => refused.push(format!("{lambda} ({what}): {e}")),
         }
         if refused.is_empty() {
             return Ok(());

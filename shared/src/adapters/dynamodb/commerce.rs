@@ -71,7 +71,7 @@ fn products_from(items: &[Item]) -> anyhow::Result<Vec<Product>> {
     Ok(products)
 }
 
-fn sub_item(sub: &Subscription) -> anyhow::Result<Item> {
+fn sub_item(sub: &Subscription, shards: u32) -> anyhow::Result<Item> {
     let mut item = key(user_pk(&sub.user_id), format!("SUB#{}", sub.subscription_id));
     item.extend([
         ("GSI3PK".into(), s(format!("PSUB#{}", sub.product_id))),
@@ -82,7 +82,7 @@ fn sub_item(sub: &Subscription) -> anyhow::Result<Item> {
     // The sparse due index (GSI2), written with every write of the subscription so it is
     // right by construction; an ended subscription has no entry.
     if let Some(due) = sub.next_due() {
-        let (pk, sk) = super::lifecycle::due_keys(sub, due);
+        let (pk, sk) = super::lifecycle::due_keys(sub, due, shards);
         item.extend([("GSI2PK".into(), s(pk)), ("GSI2SK".into(), s(sk))]);
     }
     Ok(item)
@@ -314,7 +314,7 @@ impl SubscriptionStore for DynamoStore {
         // Each item, and the conflict its failed condition means.
         let mut items: Vec<(TransactWriteItem, Option<Conflict>)> = Vec::new();
         if let Some((sub, expected)) = &commit.subscription {
-            let item = sub_item(sub)?;
+            let item = sub_item(sub, self.due_shards)?;
             items.push(match expected {
                 None => (self.put(item, Some("attribute_not_exists(PK)"))?, Some(Conflict::Subscription)),
                 Some(v) => {

@@ -18,8 +18,8 @@ use crate::ports::*;
 const PK: &str = "LIFECYCLE";
 
 /// GSI2's keys for a subscription due at `due`.
-pub(super) fn due_keys(sub: &Subscription, due: DateTime<Utc>) -> (String, String) {
-    (due_pk(due_day(due), due_shard(&sub.subscription_id)), format!("{}#{}", ts_string(due), sub.subscription_id))
+pub(super) fn due_keys(sub: &Subscription, due: DateTime<Utc>, shards: u32) -> (String, String) {
+    (due_pk(due_day(due), due_shard(&sub.subscription_id, shards)), format!("{}#{}", ts_string(due), sub.subscription_id))
 }
 
 fn due_pk(day: NaiveDate, shard: u32) -> String {
@@ -62,6 +62,10 @@ fn run_from_item(item: &Item) -> anyhow::Result<LifecycleRun> {
 
 #[async_trait]
 impl LifecycleStore for DynamoStore {
+    fn due_shards(&self) -> u32 {
+        self.due_shards
+    }
+
     async fn due_subscriptions(
         &self,
         shard: u32,

@@ -243,7 +243,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, commit: &Commit) -> rusqlite::Result<Re
         let doc = to_doc(sub)?;
         // The due index is written with the subscription, so it is right by construction.
         let due_at = sub.next_due().map(ts);
-        let shard = due_shard(&sub.subscription_id);
+        let shard = due_shard(&sub.subscription_id, super::lifecycle::SHARDS);
         let n = match expected {
             None => tx.execute(
                 "INSERT OR IGNORE INTO subscriptions (subscription_id, user_id, product_id, version, doc, due_at, due_shard) \

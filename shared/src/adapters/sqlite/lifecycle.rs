@@ -52,11 +52,14 @@ pub(super) fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
     for s in subs {
         tx.execute(
             "UPDATE subscriptions SET due_at = ?2, due_shard = ?3 WHERE subscription_id = ?1",
-            params![s.subscription_id, s.next_due().map(ts), due_shard(&s.subscription_id)],
+            params![s.subscription_id, s.next_due().map(ts), due_shard(&s.subscription_id, SHARDS)],
         )?;
     }
     tx.commit()
 }
+
+/// One index on the due time serves every day and has no hot partition to spread: one shard.
+pub(super) const SHARDS: u32 = 1;
 
 fn day_string(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
@@ -71,6 +74,10 @@ fn load_run(c: &Connection, run_id: &str) -> rusqlite::Result<Option<LifecycleRu
 
 #[async_trait]
 impl LifecycleStore for SqliteStore {
+    fn due_shards(&self) -> u32 {
+        SHARDS
+    }
+
     async fn due_subscriptions(
         &self,
         shard: u32,
