@@ -150,6 +150,8 @@ impl Function {
             "admin" => env!("CARGO_BIN_EXE_admin"),
             "email-sender" => env!("CARGO_BIN_EXE_email-sender"),
             "outbox-sweep" => env!("CARGO_BIN_EXE_outbox-sweep"),
+            "lifecycle" => env!("CARGO_BIN_EXE_lifecycle"),
+            "lifecycle-worker" => env!("CARGO_BIN_EXE_lifecycle-worker"),
             other => panic!("no binary {other}"),
         };
         let child = tokio::process::Command::new(exe)
@@ -606,6 +608,181 @@ async fn the_workers_sweep_the_outbox_and_send_with_ses() {
         }
         let log = f.log.lock().await.clone();
         assert!(!logs::contains_number(&log, "731946"), "{} logged the code: {log}", f.name);
+    }
+}
+
+fn sample(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"))).unwrap())
+        .unwrap()
+}
+
+/// Messages waiting on `url`, removed from it: (body, `reason` attribute).
+async fn take_messages(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        if got.messages().is_empty() {
+            return out;
+        }
+        for m in got.messages() {
+            let reason = m.message_attributes().and_then(|a| a.get("reason")).and_then(|v| v.string_value()).map(str::to_string);
+            out.push((m.body().unwrap().to_string(), reason));
+            sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_lifecycle_fans_out_and_its_worker_renews_once() {
+    use stark::domain::*;
+    use stark::ports::{CatalogStore, Commit, LiveSlot, SubscriptionStore, UserStore};
+    let (all, sqs, email_queue) = environment().await;
+    let (_, lifecycle_queue) = aws::sqs_queue().await;
+    let (_, dlq) = aws::sqs_queue().await;
+    let sdk = aws::sdk_config().await;
+    let store = stark::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), all["TABLE_NAME"].clone())
+        .with_due_shards(4);
+
+    // A customer whose weekly subscription ended before the sample event's 03:00 run.
+    let now: chrono::DateTime<chrono::Utc> = "2026-12-02T03:00:00Z".parse().unwrap();
+    let start = now - chrono::Duration::days(7) - chrono::Duration::hours(1);
+    let user = User {
+        id: uuid::Uuid::now_v7().to_string(),
+        email: Email::parse("rhodey@stark.example").unwrap(),
+        username: Username::parse("rhodey").unwrap(),
+        role: Role::User,
+        email_verified: true,
+        locale: "en".into(),
+        created_at: start,
+        password_hash: PasswordHash("$argon2id$unused".into()),
+        token_generation: 0,
+    };
+    let otp = OtpRecord { code_mac: "x".into(), attempts: 0, created_at: start, expires_at: start };
+    store.create_user(&user, &otp, &[]).await.unwrap();
+    let plan = Plan {
+        plan_id: PlanId::parse("WEEKLY").unwrap(),
+        name: "Weekly".into(),
+        period: Period::Weekly,
+        price: Money::usd(700),
+        trial_days: 0,
+    };
+    let product = Product {
+        product_id: ProductId::parse("WAR-MACHINE").unwrap(),
+        name: "War Machine".into(),
+        description: "Armour.".into(),
+        translations: Default::default(),
+        status: ProductStatus::Active,
+        owner_id: None,
+        created_at: start,
+        updated_at: start,
+        version: 1,
+        plans: vec![plan.clone()],
+    };
+    store.create_product(&product).await.unwrap();
+    let credit = WalletTxn {
+        transaction_id: uuid::Uuid::now_v7().to_string(),
+        user_id: user.id.clone(),
+        kind: TxnKind::Credit,
+        amount: Money::usd(700),
+        reference: "test".into(),
+        created_at: start,
+    };
+    store.commit(&Commit { wallet: Some(credit), ..Default::default() }).await.unwrap();
+    let sub = Subscription {
+        subscription_id: uuid::Uuid::now_v7().to_string(),
+        user_id: user.id.clone(),
+        user_email: user.email.clone(),
+        product_id: product.product_id.clone(),
+        plan_id: plan.plan_id.clone(),
+        status: SubStatus::Active,
+        current_period_start: start,
+        current_period_end: start + chrono::Duration::days(7),
+        anchor: start,
+        period_index: 0,
+        auto_renew: true,
+        scheduled_plan_id: None,
+        marks: Default::default(),
+        created_at: start,
+        updated_at: start,
+        version: 1,
+    };
+    store.commit(&Commit { subscription: Some((sub.clone(), None)), live: Some(LiveSlot::Claim), ..Default::default() }).await.unwrap();
+
+    let mut env = env_for(&all, "lifecycle", &[]);
+    env.insert("LIFECYCLE_QUEUE_URL", lifecycle_queue.clone());
+    env.insert("DUE_SHARDS", "4".into());
+    let scheduler = Function::start("lifecycle", &env).await;
+    let answer = scheduler.invoke_raw(&sample("lifecycle")).await;
+    assert_eq!(answer["shards"], 4, "{answer}");
+    let run_id = answer["run_id"].as_str().unwrap().to_string();
+    assert!(run_id.starts_with("20261202T030000Z-"), "{run_id}");
+    // A retried schedule event is the same run.
+    assert_eq!(scheduler.invoke_raw(&sample("lifecycle")).await["run_id"], json!(run_id));
+    let mut shards: Vec<Value> = take_messages(&sqs, &lifecycle_queue).await.into_iter().map(|(b, _)| serde_json::from_str(&b).unwrap()).collect();
+    shards.sort_by_key(|m| m["shard"].as_u64());
+    shards.dedup();
+    assert_eq!(shards.len(), 4, "{shards:?}");
+
+    let mut env = env_for(&all, "lifecycle-worker", &["EMAIL_QUEUE_URL"]);
+    env.insert("LIFECYCLE_QUEUE_URL", lifecycle_queue.clone());
+    env.insert("DEAD_LETTER_QUEUE_URL", dlq.clone());
+    env.insert("DUE_SHARDS", "4".into());
+    let worker = Function::start("lifecycle-worker", &env).await;
+    let mut event = sample("lifecycle-worker");
+    let template = event["Records"][0].clone();
+    let mut records: Vec<Value> = shards
+        .iter()
+        .map(|m| {
+            let mut r = template.clone();
+            r["messageId"] = json!(format!("shard-{}", m["shard"]));
+            r["body"] = json!(m.to_string());
+            r
+        })
+        .collect();
+    let mut poison = template.clone();
+    poison["messageId"] = json!("poison");
+    poison["body"] = json!("{\"shard\": \"all of them\"}");
+    records.push(poison);
+    let mut too_far = template;
+    too_far["messageId"] = json!("too-far");
+    too_far["body"] = json!(json!({ "run_id": run_id, "now": "2026-12-02T03:00:00Z", "shard": 9 }).to_string());
+    records.push(too_far);
+    event["Records"] = json!(records);
+    let answer = worker.invoke_raw(&event).await;
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    // The same messages again (SQS redelivers at least once): nothing twice.
+    let answer = worker.invoke_raw(&event).await;
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+
+    let (balance, txns) = store.wallet(&user.id, 10).await.unwrap();
+    assert_eq!(balance, 0, "renewed once: {txns:?}\n{}", worker.log.lock().await);
+    let renewed = store.subscription(&user.id, &sub.subscription_id).await.unwrap().unwrap();
+    assert_eq!(renewed.current_period_start, sub.current_period_end);
+    let jobs = take_jobs(&sqs, &email_queue).await;
+    let templates: Vec<&str> = jobs.iter().filter_map(|j| j["template"].as_str()).collect();
+    assert_eq!(templates.iter().filter(|t| **t == "payment_confirmation").count(), 1, "{jobs:?}");
+    let parked = take_messages(&sqs, &dlq).await;
+    assert_eq!(parked.len(), 4, "the poison and the unknown shard, twice each: {parked:?}");
+    assert!(parked.iter().all(|(_, reason)| reason.is_some()), "each with its reason: {parked:?}");
+    let recorded = stark::ports::LifecycleStore::run(&store, &run_id).await.unwrap().unwrap();
+    assert_eq!((recorded.shards_done, recorded.counts.renewed), (4, 1), "{recorded:?}");
+    assert!(recorded.finished_at.is_some());
+
+    for mut f in [scheduler, worker] {
+        let _ = f.child.kill().await;
+        for d in f.drains.drain(..) {
+            d.await.unwrap();
+        }
+        let log = f.log.lock().await.clone();
+        assert!(!log.contains("PRIVATE KEY"), "{}: {log}", f.name);
     }
 }
 

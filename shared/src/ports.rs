@@ -384,6 +384,21 @@ pub trait LifecycleStore: Send + Sync {
     async fn recent_runs(&self, limit: usize) -> Result<Vec<LifecycleRun>, InfraError>;
 }
 
+/// One shard of one run: the message the scheduled `lifecycle` sends `lifecycle-worker`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardMessage {
+    pub run_id: String,
+    pub now: DateTime<Utc>,
+    pub shard: u32,
+}
+
+/// Where a run's shards wait for a worker (SQS on AWS).
+#[async_trait]
+pub trait ShardQueue: Send + Sync {
+    async fn send_shards(&self, messages: &[ShardMessage]) -> Result<(), InfraError>;
+}
+
 /// What DynamoDB's TTL deletes by itself on AWS, the embedded store deletes when asked
 /// (daily, by the lifecycle run): expired codes, throttle windows, refresh tokens,
 /// Idempotency-Key records and old email-log entries.

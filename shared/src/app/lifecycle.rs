@@ -20,8 +20,8 @@ use crate::app::{outbox, AppContext};
 use crate::domain::lifecycle::{due_day, Due};
 use crate::domain::{Money, Payment, Plan, Product, ProductId, SubStatus, Subscription, TxnKind, WalletTxn};
 use crate::ports::{
-    Commit, CommitError, Conflict, DueCursor, EmailTemplate, InfraError, LifecycleRun, LiveSlot, OutboxEntry,
-    RunCounts,
+    Commit, CommitError, Conflict, DeadLetters, DueCursor, EmailTemplate, InfraError, LifecycleRun, LiveSlot,
+    OutboxEntry, RunCounts, ShardMessage, ShardQueue,
 };
 
 /// Due subscriptions read per page, and handled at once within a page.
@@ -127,6 +127,66 @@ pub async fn run_lifecycle(
     Ok(run)
 }
 
+/// The scheduled run on AWS: records the run and sends one message per shard. `unique` is
+/// the schedule event's id, so a retried invocation makes the same run id and its shards'
+/// counts are added once.
+pub async fn fan_out(
+    ctx: &AppContext,
+    queue: &dyn ShardQueue,
+    now: DateTime<Utc>,
+    unique: &str,
+) -> Result<LifecycleRun, InfraError> {
+    let shards = ctx.stores.lifecycle.due_shards();
+    let run = new_run(run_id(now, unique), now, ctx.clock.now(), shards);
+    ctx.stores.lifecycle.start_run(&run).await?;
+    let messages: Vec<ShardMessage> =
+        (0..shards).map(|shard| ShardMessage { run_id: run.run_id.clone(), now, shard }).collect();
+    queue.send_shards(&messages).await?;
+    Ok(run)
+}
+
+/// What a worker made of one shard message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardOutcome {
+    Done(RunCounts),
+    /// The deadline came first; the rest was handed on as a new message.
+    HandedOn(RunCounts),
+    /// Not a shard message of ours: parked with the reason, never retried.
+    Parked(String),
+}
+
+/// One message of the lifecycle queue (`lifecycle-worker`). An error means "retry it later";
+/// a message that can never work is parked in `dead` at once, so it is never a crash loop.
+pub async fn work_shard(
+    ctx: &AppContext,
+    queue: &dyn ShardQueue,
+    dead: &dyn DeadLetters,
+    body: &str,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<ShardOutcome, InfraError> {
+    let shards = ctx.stores.lifecycle.due_shards();
+    let message = match serde_json::from_str::<ShardMessage>(body) {
+        Ok(m) if m.shard < shards => m,
+        Ok(m) => return park(dead, body, format!("shard {} is not below the shard count {shards}", m.shard)).await,
+        Err(e) => return park(dead, body, format!("not a lifecycle shard message: {e}")).await,
+    };
+    let opts = RunOptions { deadline, ..RunOptions::default() };
+    let done = run_shard(ctx, &message.run_id, message.now, message.shard, &opts).await?;
+    if done.complete {
+        return Ok(ShardOutcome::Done(done.counts));
+    }
+    // Not an error: a large shard simply takes more than one invocation. What is done is
+    // committed; the next message starts from the shard's watermark.
+    queue.send_shards(std::slice::from_ref(&message)).await?;
+    Ok(ShardOutcome::HandedOn(done.counts))
+}
+
+async fn park(dead: &dyn DeadLetters, body: &str, reason: String) -> Result<ShardOutcome, InfraError> {
+    tracing::error!(%reason, "lifecycle message parked in the dead-letter queue");
+    dead.park(body, &reason).await?;
+    Ok(ShardOutcome::Parked(reason))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShardDone {
     pub counts: RunCounts,
@@ -151,7 +211,9 @@ pub async fn run_shard(
     let mut earliest_left: Option<NaiveDate> = None;
     let mut after: Option<DueCursor> = None;
     loop {
-        if opts.deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+        // At least one page per call, so a worker handed a shard near its deadline still
+        // makes progress and the hand-on can never loop.
+        if after.is_some() && opts.deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             return Ok(ShardDone { counts, complete: false });
         }
         let page = lifecycle.due_subscriptions(shard, from, now, after.as_ref(), PAGE).await?;
