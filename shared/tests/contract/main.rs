@@ -19,4 +19,5 @@ macro_rules! contract {
 
 mod commerce;
 mod email_queue;
+mod lifecycle;
 mod stores;
