@@ -304,3 +304,89 @@ async fn health_shows_the_translation_cache_without_depending_on_it() {
         (Some("ok"), Some("down"))
     );
 }
+
+/// `stark lifecycle run` as an operator uses it: a dry run lists and changes nothing, a run
+/// renews once and exits with its emails written, a second run at the same time does nothing,
+/// and a bad `--now` is one line and exit 2.
+#[tokio::test]
+async fn lifecycle_run_renews_once_with_a_dry_run_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = {
+        let mut c = stark();
+        c.args(["--argon2", "test"]).env("STARK_LIFECYCLE_EVERY", "0");
+        serve(c, dir.path())
+    };
+    let base = served.base.clone();
+    assert_eq!(signup(&base, "rhodey@stark.example", "rhodey").await.0, 201);
+    let code = code_for(&served.outbox(), "rhodey@stark.example").await;
+    let body = serde_json::json!({ "email": "rhodey@stark.example", "otp": code });
+    assert_eq!(support::post(&base, "/api/auth/verify-otp/", body).await.0, 200);
+    let out = stark().args(["admin", "credit", "rhodey@stark.example", "10000", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success());
+    let creds = serde_json::json!({ "email": "rhodey@stark.example", "password": "I-am-Iron-Man" });
+    let (_, login) = support::post(&base, "/api/auth/login/", creds).await;
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/services/purchase/"))
+        .bearer_auth(login["access_token"].as_str().unwrap())
+        .json(&serde_json::json!({ "product_id": "STARK-MK85", "plan_id": "MONTHLY_GOLD", "payment_method": "STARK_PAY" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let bought: serde_json::Value = r.json().await.unwrap();
+    let end: chrono::DateTime<chrono::Utc> = bought["subscription"]["current_period_end"].as_str().unwrap().parse().unwrap();
+    served.terminate();
+    let emails = || std::fs::read_dir(dir.path().join("outbox")).unwrap().count();
+    let before = emails();
+
+    let at = (end + chrono::Duration::hours(1)).to_rfc3339();
+    let run = |extra: &[&str]| {
+        let mut c = stark();
+        c.args(["lifecycle", "run", "--now", &at]).args(extra).arg("--data-dir").arg(dir.path());
+        c.output().unwrap()
+    };
+    let dry = run(&["--dry-run"]);
+    assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
+    let text = String::from_utf8(dry.stdout).unwrap();
+    assert!(text.contains("renew on MONTHLY_GOLD for 49.99 USD"), "{text}");
+    assert!(text.lines().last().unwrap().starts_with("dry run (nothing changed): lifecycle run"), "{text}");
+    assert_eq!(emails(), before, "a dry run sends nothing");
+
+    let real = run(&[]);
+    assert!(real.status.success(), "{}", String::from_utf8_lossy(&real.stderr));
+    let text = String::from_utf8(real.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "one summary line: {text}");
+    assert!(text.contains(": 1 renewed, 0 past_due, 0 expired, 0 canceled, 0 reminders, 0 low_balance, 1 emails in "), "{text}");
+    assert_eq!(emails(), before + 1, "the renewal's email is written before the command exits");
+
+    let again = run(&[]);
+    let text = String::from_utf8(again.stdout).unwrap();
+    assert!(text.contains(": 0 renewed,") && text.contains(" 0 emails in "), "{text}");
+    assert_eq!(emails(), before + 1);
+
+    let bad = stark().args(["lifecycle", "run", "--now", "yesterday"]).arg("--data-dir").arg(dir.path()).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8(bad.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("RFC 3339"), "{err}");
+}
+
+/// `stark serve` runs the lifecycle by itself, at start and then on its interval.
+#[tokio::test]
+async fn serve_runs_the_lifecycle_at_start_and_on_its_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = stark();
+    c.args(["--argon2", "test"]).env("STARK_LIFECYCLE_EVERY", "1");
+    let _served = serve(c, dir.path());
+    let store = stark::adapters::sqlite::SqliteStore::open(&dir.path().join("stark.db")).unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..100 {
+        runs = stark::ports::LifecycleStore::recent_runs(&store, 10).await.unwrap();
+        if runs.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(runs.len() >= 2, "{runs:?}");
+    assert!(runs.iter().all(|r| r.finished_at.is_some()), "{runs:?}");
+}
