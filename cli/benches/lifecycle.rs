@@ -1,0 +1,169 @@
+//! The daily lifecycle at volume: N subscriptions due for renewal, each with a user and the
+//! money for it, then one `stark lifecycle run` (the release binary, as an operator runs it)
+//! timed with its peak RSS, on the embedded store at 10k and 100k, and on DynamoDB (moto) at
+//! a smaller count. Each renewal is one transaction (subscription, wallet debit, payment,
+//! wallet transaction, outbox entry) and one `.eml` written before the command exits.
+//! Run with `cargo bench -p stark-cli --bench lifecycle`; results go into BENCHMARKS.md.
+
+#[path = "../../shared/tests/support/aws.rs"]
+mod aws;
+
+use chrono::{DateTime, Duration, Utc};
+use std::sync::Arc;
+use std::time::Instant;
+
+use stark::app::Stores;
+use stark::domain::*;
+use stark::ports::*;
+
+fn now() -> DateTime<Utc> {
+    "2026-12-02T03:00:00Z".parse().unwrap()
+}
+
+fn product() -> Product {
+    Product {
+        product_id: ProductId::parse("BENCH-1").unwrap(),
+        name: "Bench Suit".into(),
+        description: "Renews.".into(),
+        translations: Default::default(),
+        status: ProductStatus::Active,
+        owner_id: None,
+        created_at: now() - Duration::days(60),
+        updated_at: now() - Duration::days(60),
+        version: 1,
+        plans: vec![Plan {
+            plan_id: PlanId::parse("MONTHLY").unwrap(),
+            name: "Monthly".into(),
+            period: Period::Monthly,
+            price: Money::usd(999),
+            trial_days: 0,
+        }],
+    }
+}
+
+/// `n` users, each with 9.99 in the wallet and a monthly subscription that ended an hour
+/// before `now()` (its balance already checked, so the renewal is its one step).
+async fn seed(stores: &Stores, n: usize) {
+    stores.catalog.create_product(&product()).await.unwrap();
+    let start = now() - Duration::hours(1) - Duration::days(30);
+    for i in 0..n {
+        let user = User {
+            id: uuid::Uuid::now_v7().to_string(),
+            email: Email::parse(&format!("b{i}@stark.example")).unwrap(),
+            username: Username::parse(&format!("b{i}")).unwrap(),
+            role: Role::User,
+            email_verified: true,
+            locale: "en".into(),
+            created_at: start,
+            password_hash: PasswordHash("$argon2id$unused".into()),
+            token_generation: 0,
+        };
+        let otp = OtpRecord::new("unused".into(), start);
+        stores.users.create_user(&user, &otp, &[]).await.unwrap();
+        let end = now() - Duration::hours(1);
+        let mut sub = Subscription {
+            subscription_id: uuid::Uuid::now_v7().to_string(),
+            user_id: user.id.clone(),
+            user_email: user.email.clone(),
+            product_id: ProductId::parse("BENCH-1").unwrap(),
+            plan_id: PlanId::parse("MONTHLY").unwrap(),
+            status: SubStatus::Active,
+            current_period_start: start,
+            current_period_end: end,
+            anchor: start,
+            period_index: 0,
+            auto_renew: true,
+            scheduled_plan_id: None,
+            marks: Default::default(),
+            created_at: start,
+            updated_at: start,
+            version: 1,
+        };
+        sub.marks.balance_checked_for = Some(end);
+        let credit = WalletTxn {
+            transaction_id: uuid::Uuid::now_v7().to_string(),
+            user_id: user.id.clone(),
+            kind: TxnKind::Credit,
+            amount: Money::usd(999),
+            reference: "bench".into(),
+            created_at: start,
+        };
+        let c = Commit { subscription: Some((sub, None)), live: Some(LiveSlot::Claim), wallet: Some(credit), ..Commit::default() };
+        stores.subscriptions.commit(&c).await.unwrap();
+    }
+}
+
+/// Runs `stark <global args> lifecycle run --now now()` under /usr/bin/time: (seconds, peak
+/// RSS in MiB, the summary line).
+fn run_stark(global: &[&str], envs: &[(&str, String)]) -> (f64, f64, String) {
+    let stark = env!("CARGO_BIN_EXE_stark");
+    let t = Instant::now();
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(stark)
+        .args(global)
+        .args(["lifecycle", "run", "--now", "2026-12-02T03:00:00Z"])
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("/usr/bin/time runs (Debian package time)");
+    let secs = t.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stark lifecycle run failed: {stderr}");
+    let kib: f64 = stderr.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(f64::NAN);
+    (secs, kib / 1024.0, String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn main() {
+    println!("## lifecycle benchmark ({} logical CPUs)\n", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let counts: Vec<usize> = std::env::var("LIFECYCLE_BENCH_COUNTS")
+        .unwrap_or_else(|_| "10000,100000".into())
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    for n in counts {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Instant::now();
+        rt.block_on(async {
+            let store = Arc::new(stark::adapters::sqlite::SqliteStore::open(&dir.path().join("stark.db")).unwrap());
+            seed(&Stores::from_adapter(store), n).await;
+        });
+        let seeded = t.elapsed().as_secs_f64();
+        let (secs, rss, summary) = run_stark(&["--data-dir", dir.path().to_str().unwrap()], &[]);
+        assert!(summary.contains(&format!(": {n} renewed, 0 past_due")), "{summary}");
+        let emails = std::fs::read_dir(dir.path().join("outbox")).unwrap().count();
+        assert_eq!(emails, n, "one email per renewal, written before exit");
+        println!(
+            "SQLite, {n} due renewals (seeded in {seeded:.1} s): {secs:.2} s wall = {:.0} renewals/s = {:.0} µs each; peak RSS {rss:.1} MiB; {emails} .eml written",
+            n as f64 / secs,
+            secs * 1e6 / n as f64
+        );
+    }
+
+    if std::env::var("STARK_TEST_MOTO_URL").is_err() {
+        println!("DynamoDB: not run (STARK_TEST_MOTO_URL is not set; ./scripts/bench sets it)");
+        return;
+    }
+    let n: usize = std::env::var("LIFECYCLE_BENCH_DYNAMO").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let table = rt.block_on(async {
+        let (client, table) = aws::dynamo_table().await;
+        let store = Arc::new(stark::adapters::dynamodb::DynamoStore::new(client, table.clone()));
+        seed(&Stores::from_adapter(store), n).await;
+        table
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let envs = [
+        ("AWS_ENDPOINT_URL", aws::moto_url()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+    ];
+    let (secs, rss, summary) =
+        run_stark(&["--store", "dynamodb", "--table", &table, "--data-dir", dir.path().to_str().unwrap()], &envs);
+    assert!(summary.contains(&format!(": {n} renewed, 0 past_due")), "{summary}");
+    println!(
+        "DynamoDB on moto, {n} due renewals (32 shards): {secs:.2} s wall = {:.2} ms per renewal; peak RSS {rss:.1} MiB",
+        secs * 1e3 / n as f64
+    );
+}
