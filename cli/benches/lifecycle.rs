@@ -49,8 +49,8 @@ async fn seed(stores: &Stores, n: usize) {
     for i in 0..n {
         let user = User {
             id: uuid::Uuid::now_v7().to_string(),
-            email: Email::parse(&format!("b{i}@stark.example")).unwrap(),
-            username: Username::parse(&format!("b{i}")).unwrap(),
+            email: Email::parse(&format!("bench{i}@stark.example")).unwrap(),
+            username: Username::parse(&format!("bench{i}")).unwrap(),
             role: Role::User,
             email_verified: true,
             locale: "en".into(),

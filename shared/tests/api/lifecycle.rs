@@ -492,3 +492,81 @@ async fn runs_are_recorded_with_their_counts() {
     assert_eq!(recent[0].run_id, run.run_id);
     let _ = emails_to; // the helpers' reader is used by other modules
 }
+
+#[tokio::test]
+async fn a_shard_past_its_deadline_stops_after_a_page_and_the_next_call_finishes_it() {
+    use stark::domain::*;
+    use stark::ports::{Commit, LiveSlot};
+    let (app, _admin) = shop().await;
+    let now = app.clock.now();
+    let stores = &app.ctx.stores;
+    // More than a page of due trials in every shard of this store (created as the store's
+    // own writes would, straight through the port).
+    let shards = stores.lifecycle.due_shards();
+    let mut per_shard = vec![0; shards as usize];
+    let mut i = 0;
+    while per_shard.iter().any(|c| *c < 101) {
+        i += 1;
+        let subscription_id = uuid::Uuid::now_v7().to_string();
+        let shard = stark::domain::lifecycle::due_shard(&subscription_id, shards) as usize;
+        if per_shard[shard] == 101 {
+            continue;
+        }
+        per_shard[shard] += 1;
+        let user = User {
+            id: uuid::Uuid::now_v7().to_string(),
+            email: Email::parse(&format!("page{i}@stark.example")).unwrap(),
+            username: Username::parse(&format!("page{i}")).unwrap(),
+            role: Role::User,
+            email_verified: true,
+            locale: "en".into(),
+            created_at: now,
+            password_hash: PasswordHash("$argon2id$unused".into()),
+            token_generation: 0,
+        };
+        stores.users.create_user(&user, &OtpRecord::new("x".into(), now), &[]).await.unwrap();
+        let sub = Subscription {
+            subscription_id,
+            user_id: user.id.clone(),
+            user_email: user.email.clone(),
+            product_id: ProductId::parse(PRODUCT).unwrap(),
+            plan_id: PlanId::parse("GOLD").unwrap(),
+            status: SubStatus::Trialing,
+            current_period_start: now - Duration::days(14),
+            current_period_end: now - Duration::hours(1),
+            anchor: now - Duration::days(14),
+            period_index: 0,
+            auto_renew: false,
+            scheduled_plan_id: None,
+            marks: Default::default(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        let c = Commit { subscription: Some((sub, None)), live: Some(LiveSlot::Claim), trial: true, ..Commit::default() };
+        stores.subscriptions.commit(&c).await.unwrap();
+    }
+    let run = stark::app::lifecycle::new_run("20260601T090000Z-deadline".into(), now, now, shards);
+    stores.lifecycle.start_run(&run).await.unwrap();
+    let passed = RunOptions { deadline: Some(tokio::time::Instant::now()), ..RunOptions::default() };
+    let mut expired = 0;
+    for shard in 0..shards {
+        let first = crate::iam::AS_FUNCTION
+            .scope("lifecycle-worker", stark::app::lifecycle::run_shard(&app.ctx, &run.run_id, now, shard, &passed))
+            .await
+            .unwrap();
+        assert!(!first.complete, "shard {shard}: the deadline had passed");
+        assert_eq!(first.counts.expired, 100, "shard {shard}: one page, then it stops");
+        assert_eq!(stores.lifecycle.watermark(shard).await.unwrap(), None, "an unfinished shard keeps its watermark");
+        let rest = crate::iam::AS_FUNCTION
+            .scope("lifecycle-worker", stark::app::lifecycle::run_shard(&app.ctx, &run.run_id, now, shard, &RunOptions::default()))
+            .await
+            .unwrap();
+        assert!(rest.complete);
+        expired += first.counts.expired + rest.counts.expired;
+    }
+    assert_eq!(expired, 101 * u64::from(shards), "every trial ended once");
+    app.flush_emails().await;
+    let recorded = stores.lifecycle.run(&run.run_id).await.unwrap().unwrap();
+    assert!(recorded.finished_at.is_some(), "{recorded:?}");
+}
