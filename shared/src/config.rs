@@ -145,6 +145,9 @@ pub async fn local_context_with(
                 log: stores.email_log.clone(),
                 mailer: Arc::new(outbox),
                 clock: clock.clone(),
+                // One process owns the data dir: what was in flight before this start
+                // belongs to a process that is gone.
+                takes_over_before: Some(clock.now()),
             };
             let q = InProcessQueue::start(sender, stores.outbox.clone());
             (Arc::new(q.clone()), Some(q))
@@ -222,8 +225,15 @@ pub async fn sender_from_env() -> anyhow::Result<(crate::app::notify::Sender, Ar
     let configuration_set = std::env::var("SES_CONFIGURATION_SET").ok().filter(|s| !s.is_empty());
     let sdk = aws_config().await;
     let log = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table));
+    // A From that does not parse is a start-up error, not a failure of every send.
+    crate::email::mime::mailbox(&from)?;
     let mailer = crate::adapters::ses::SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), from, configuration_set);
-    let sender = crate::app::notify::Sender { log, mailer: Arc::new(mailer), clock: Arc::new(SystemClock) };
+    let sender = crate::app::notify::Sender {
+        log,
+        mailer: Arc::new(mailer),
+        clock: Arc::new(SystemClock),
+        takes_over_before: None,
+    };
     let dead = crate::adapters::sqs::SqsDeadLetters::new(aws_sdk_sqs::Client::new(&sdk), dlq);
     Ok((sender, Arc::new(dead)))
 }

@@ -6,6 +6,7 @@ pub mod catalog;
 mod context;
 pub mod notify;
 pub mod outbox;
+pub mod retry;
 pub mod throttle;
 
 pub use context::{AppContext, Stores};

@@ -120,11 +120,27 @@ pub async fn spawn_app_translated(fake: &crate::fake_translate::FakeTranslate) -
     spawn_app_full(Storage::fresh().await, HashCost::TEST, std::time::Duration::ZERO, Some(service)).await
 }
 
+/// The app behind a server with these limits (timeouts, connection cap).
+#[allow(dead_code)] // the limits suite runs on SQLite alone: no store is involved
+pub async fn spawn_app_limited(limits: stark::local::ServerLimits) -> TestApp {
+    spawn_app_serving(Storage::fresh().await, HashCost::TEST, std::time::Duration::ZERO, None, limits).await
+}
+
 async fn spawn_app_full(
     storage: Storage,
     cost: HashCost,
     enumeration_floor: std::time::Duration,
     translations: Option<stark::i18n::TranslationService>,
+) -> TestApp {
+    spawn_app_serving(storage, cost, enumeration_floor, translations, stark::local::ServerLimits::default()).await
+}
+
+async fn spawn_app_serving(
+    storage: Storage,
+    cost: HashCost,
+    enumeration_floor: std::time::Duration,
+    translations: Option<stark::i18n::TranslationService>,
+    limits: stark::local::ServerLimits,
 ) -> TestApp {
     let clock = Arc::new(ManualClock::new(start_time()));
     let cfg = LocalConfig { hash_cost: cost, enumeration_floor, ..LocalConfig::embedded(storage.data_dir.clone()) };
@@ -139,7 +155,7 @@ async fn spawn_app_full(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server_ctx = ctx.clone();
     let server = tokio::spawn(async move {
-        stark::local::serve(server_ctx, listener, async {
+        stark::local::serve(server_ctx, listener, limits, async {
             let _ = stopped.await;
         })
         .await

@@ -13,6 +13,7 @@ mod billing;
 mod catalog;
 mod conventions;
 mod language;
+mod limits;
 mod login;
 mod otp;
 mod signup;
