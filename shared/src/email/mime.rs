@@ -37,10 +37,12 @@ pub fn one_line(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
-/// A body part: 8-bit as the text is when it fits the rules for that (lines under 998
-/// octets), otherwise whatever transfer encoding lettre finds best.
-fn body(text: String) -> Body {
-    Body::new_with_encoding(text, ContentTransferEncoding::EightBit).unwrap_or_else(Body::new)
+/// A body part with CRLF line ends: 8-bit as the text is when it fits the rules for that
+/// (lines under 998 octets, no NUL or bare CR), so people and tests can read the file as it
+/// is; otherwise whatever transfer encoding lettre finds best.
+fn body(text: &str) -> Body {
+    let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    Body::new_with_encoding(crlf, ContentTransferEncoding::EightBit).unwrap_or_else(Body::new)
 }
 
 /// The whole message: From, To, Subject, Date, Message-ID and a multipart/alternative body
@@ -49,10 +51,10 @@ pub fn message(from: &Mailbox, email: &OutgoingEmail, date: DateTime<Utc>) -> Re
     let to: Mailbox = email.to.as_str().parse().map_err(|_| MimeError::To)?;
     let text = SinglePart::builder()
         .header(lettre::message::header::ContentType::TEXT_PLAIN)
-        .body(body(email.text.clone()));
+        .body(body(&email.text));
     let html = SinglePart::builder()
         .header(lettre::message::header::ContentType::TEXT_HTML)
-        .body(body(email.html.clone()));
+        .body(body(&email.html));
     let message = Message::builder()
         .from(from.clone())
         .to(to)
