@@ -98,7 +98,22 @@ pub async fn translation_service(
 /// embedded adapters never loads it at all.
 pub async fn aws_config() -> aws_config::SdkConfig {
     static SDK: tokio::sync::OnceCell<aws_config::SdkConfig> = tokio::sync::OnceCell::const_new();
-    SDK.get_or_init(|| aws_config::load_defaults(aws_config::BehaviorVersion::latest())).await.clone()
+    SDK.get_or_init(|| aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(aws_timeouts()).load())
+        .await
+        .clone()
+}
+
+/// Bounds on every AWS call. Without them a service that accepts the connection and then
+/// says nothing (a hung endpoint) would hold the request until Lambda kills it, and the
+/// client would get a gateway error instead of our 503. One attempt may take 3 s and a call
+/// with its retries 6 s, which leaves a request room to answer 503 `service_unavailable`
+/// well inside the 10 s Lambda timeout; a healthy DynamoDB answers in milliseconds.
+pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .operation_attempt_timeout(std::time::Duration::from_secs(3))
+        .operation_timeout(std::time::Duration::from_secs(6))
+        .build()
 }
 
 pub async fn stores_from(kind: StoreKind, data_dir: &std::path::Path, table: Option<&str>) -> anyhow::Result<Stores> {

@@ -9,6 +9,8 @@ mod fake_translate;
 mod helpers;
 #[path = "support/iam.rs"]
 mod iam;
+#[path = "support/private_moto.rs"]
+mod private_moto;
 
 #[path = "api/billing.rs"]
 mod billing;
@@ -18,6 +20,8 @@ mod catalog;
 mod conventions;
 #[path = "api/login.rs"]
 mod login;
+#[path = "api/outage.rs"]
+mod outage;
 #[path = "api/otp.rs"]
 mod otp;
 #[path = "api/signup.rs"]

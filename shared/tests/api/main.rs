@@ -8,6 +8,8 @@ mod fake_translate;
 mod helpers;
 #[path = "../support/iam.rs"]
 mod iam;
+#[path = "../support/private_moto.rs"]
+mod private_moto;
 
 mod billing;
 mod catalog;
@@ -16,6 +18,7 @@ mod language;
 mod limits;
 mod login;
 mod otp;
+mod outage;
 mod signup;
 mod tokens;
 
