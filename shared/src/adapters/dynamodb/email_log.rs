@@ -34,7 +34,7 @@ impl EmailLog for DynamoStore {
         let held = self
             .put_or_read(
                 item,
-                "attribute_not_exists(PK) OR keep_until < :now OR (#s = :sending AND lease_until < :now)",
+                "attribute_not_exists(PK) OR keep_until <= :now OR (#s = :sending AND lease_until <= :now)",
                 &[("#s", "state")],
                 &[(":now", ts(now)), (":sending", s("sending"))],
             )
