@@ -5,10 +5,10 @@
 
 #[path = "../../shared/tests/support/aws.rs"]
 mod aws;
-#[path = "../../shared/tests/support/parsed_mail.rs"]
-mod parsed_mail;
 #[path = "../../shared/tests/support/logs.rs"]
 mod logs;
+#[path = "../../shared/tests/support/parsed_mail.rs"]
+mod parsed_mail;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

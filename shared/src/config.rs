@@ -98,9 +98,11 @@ pub async fn translation_service(
 /// embedded adapters never loads it at all.
 pub async fn aws_config() -> aws_config::SdkConfig {
     static SDK: tokio::sync::OnceCell<aws_config::SdkConfig> = tokio::sync::OnceCell::const_new();
-    SDK.get_or_init(|| aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(aws_timeouts()).load())
-        .await
-        .clone()
+    SDK.get_or_init(|| {
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(aws_timeouts()).load()
+    })
+    .await
+    .clone()
 }
 
 /// Bounds on every AWS call. Without them a service that accepts the connection and then

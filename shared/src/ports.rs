@@ -30,7 +30,7 @@ pub struct Unavailable {
 }
 
 impl Unavailable {
-    pub fn new(dependency: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> InfraError {
+    pub fn error(dependency: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> InfraError {
         anyhow::Error::new(Unavailable { dependency, source: source.into() })
     }
 }

@@ -20,10 +20,10 @@ mod catalog;
 mod conventions;
 #[path = "api/login.rs"]
 mod login;
-#[path = "api/outage.rs"]
-mod outage;
 #[path = "api/otp.rs"]
 mod otp;
+#[path = "api/outage.rs"]
+mod outage;
 #[path = "api/signup.rs"]
 mod signup;
 #[path = "api/tokens.rs"]

@@ -295,7 +295,7 @@ async fn ses_gets_exactly_the_headers_we_meant() {
     let mut names = sent[0].header_names.clone();
     names.sort();
     assert_eq!(names, ["Content-Type", "Date", "From", "MIME-Version", "Message-ID", "Subject", "To"]);
-    assert_eq!(sent[0].recipients, [to.clone()]);
+    assert_eq!(sent[0].recipients, std::slice::from_ref(&to));
     assert_eq!(sent[0].subject, "Your Evil  Bcc: injected@attacker.test  X-Injected: yes");
     let data: Value =
         reqwest::get(format!("{}/moto-api/data.json", aws::moto_ses_url())).await.unwrap().json().await.unwrap();

@@ -38,13 +38,16 @@ where
 }
 
 /// An SDK error as an `InfraError`, marked [`Unavailable`] when it is the dependency's.
-pub fn aws_error<E>(dependency: &'static str, e: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>) -> InfraError
+pub fn aws_error<E>(
+    dependency: &'static str,
+    e: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> InfraError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let server_side = e.raw_response().is_some_and(|r| r.status().is_server_error());
     if server_side || is_dependency_failure(&e) {
-        Unavailable::new(dependency, e)
+        Unavailable::error(dependency, e)
     } else {
         e.into()
     }

@@ -202,8 +202,15 @@ impl DynamoStore {
     }
 
     async fn get(&self, key: Item) -> anyhow::Result<Option<Item>> {
-        let out =
-            self.client.get_item().table_name(&self.table).set_key(Some(key)).consistent_read(true).send().await.map_err(dynamo)?;
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dynamo)?;
         Ok(out.item)
     }
 
@@ -312,7 +319,8 @@ impl DynamoStore {
                     .build()?,
             )
             .send()
-            .await.map_err(dynamo)?;
+            .await
+            .map_err(dynamo)?;
         Ok(())
     }
 }
@@ -406,7 +414,13 @@ impl OtpStore for DynamoStore {
         outbox: &[OutboxEntry],
     ) -> Result<(), InfraError> {
         if outbox.is_empty() {
-            self.client.put_item().table_name(&self.table).set_item(Some(otp_item(email, purpose, otp))).send().await.map_err(dynamo)?;
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(otp_item(email, purpose, otp)))
+                .send()
+                .await
+                .map_err(dynamo)?;
             return Ok(());
         }
         let mut items = vec![self.put(otp_item(email, purpose, otp), None)?];

@@ -57,7 +57,8 @@ impl Mailer for SesMailer {
         // A From that does not parse is our configuration, retried until it is fixed.
         let from = mime::mailbox(&self.from).map_err(|e| SendFailure::Transient(e.into()))?;
         let raw = mime::message(&from, email, chrono::Utc::now()).map_err(|e| SendFailure::Transient(e.into()))?;
-        let message = RawMessage::builder().data(Blob::new(raw)).build().map_err(|e| SendFailure::Transient(e.into()))?;
+        let message =
+            RawMessage::builder().data(Blob::new(raw)).build().map_err(|e| SendFailure::Transient(e.into()))?;
         let res = self
             .client
             .send_email()

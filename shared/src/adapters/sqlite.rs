@@ -159,9 +159,15 @@ fn classify(e: rusqlite::Error) -> InfraError {
     use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
         Some(
-            DatabaseBusy | DatabaseLocked | ReadOnly | SystemIoFailure | DiskFull | CannotOpen
-            | FileLockingProtocolFailed | OutOfMemory,
-        ) => Unavailable::new("SQLite", e),
+            DatabaseBusy
+            | DatabaseLocked
+            | ReadOnly
+            | SystemIoFailure
+            | DiskFull
+            | CannotOpen
+            | FileLockingProtocolFailed
+            | OutOfMemory,
+        ) => Unavailable::error("SQLite", e),
         _ => e.into(),
     }
 }

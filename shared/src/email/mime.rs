@@ -49,12 +49,8 @@ fn body(text: &str) -> Body {
 /// with the text and the HTML part.
 pub fn message(from: &Mailbox, email: &OutgoingEmail, date: DateTime<Utc>) -> Result<Vec<u8>, MimeError> {
     let to: Mailbox = email.to.as_str().parse().map_err(|_| MimeError::To)?;
-    let text = SinglePart::builder()
-        .header(lettre::message::header::ContentType::TEXT_PLAIN)
-        .body(body(&email.text));
-    let html = SinglePart::builder()
-        .header(lettre::message::header::ContentType::TEXT_HTML)
-        .body(body(&email.html));
+    let text = SinglePart::builder().header(lettre::message::header::ContentType::TEXT_PLAIN).body(body(&email.text));
+    let html = SinglePart::builder().header(lettre::message::header::ContentType::TEXT_HTML).body(body(&email.html));
     let message = Message::builder()
         .from(from.clone())
         .to(to)
@@ -86,8 +82,8 @@ mod tests {
     #[test]
     fn a_line_break_in_the_subject_never_starts_a_header() {
         let from = mailbox("Stark Industries <no-reply@stark.example>").unwrap();
-        let raw = message(&from, &email("Your Evil\r\nBcc: injected@attacker.test\r\nX-Injected: yes"), Utc::now())
-            .unwrap();
+        let raw =
+            message(&from, &email("Your Evil\r\nBcc: injected@attacker.test\r\nX-Injected: yes"), Utc::now()).unwrap();
         let text = String::from_utf8(raw).unwrap();
         let head = &text[..text.find("\r\n\r\n").unwrap()];
         assert!(!head.contains("\r\nBcc:") && !head.contains("\r\nX-Injected:"), "{head}");

@@ -228,7 +228,11 @@ mod tests {
         let body = serde_json::json!({ "f": value });
         let body = body.as_object().unwrap();
         let mut f = Fields::new(body);
-        let v = if one_line { f.line("f", true, 1, 50, "field.name") } else { f.text("f", true, 0, 50, "field.description") };
+        let v = if one_line {
+            f.line("f", true, 1, 50, "field.name")
+        } else {
+            f.text("f", true, 0, 50, "field.description")
+        };
         match f.finish() {
             Ok(()) => Ok(v.unwrap()),
             Err(ApiError::Validation(p)) => Err(p),

@@ -258,8 +258,12 @@ async fn names_are_one_line_and_descriptions_keep_only_line_breaks() {
     let cases = [
         (json!({ "name": evil }), "name", "field.one_line"),
         (json!({ "name": "Tab\there" }), "name", "field.one_line"),
-        (json!({ "plans": [{ "plan_id": "GOLD", "name": evil, "period": "monthly",
-            "price": { "amount_minor": 100, "currency": "USD" }, "trial_days": 3 }] }), "plans[0].name", ""),
+        (
+            json!({ "plans": [{ "plan_id": "GOLD", "name": evil, "period": "monthly",
+            "price": { "amount_minor": 100, "currency": "USD" }, "trial_days": 3 }] }),
+            "plans[0].name",
+            "",
+        ),
         (json!({ "translations": { "fr": { "name": "Mal\nfait" } } }), "translations.fr.name", ""),
         (json!({ "description": "bell\u{7} and escape \u{1b}[31m" }), "description", ""),
     ];

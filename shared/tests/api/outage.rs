@@ -67,7 +67,11 @@ impl Immutable {
     fn set(files: Vec<std::path::PathBuf>) -> Immutable {
         for f in &files {
             let ok = std::process::Command::new("chattr").arg("+i").arg(f).status().is_ok_and(|s| s.success());
-            assert!(ok, "chattr +i {} failed: this test needs root and a filesystem with the immutable flag", f.display());
+            assert!(
+                ok,
+                "chattr +i {} failed: this test needs root and a filesystem with the immutable flag",
+                f.display()
+            );
         }
         Immutable(files)
     }

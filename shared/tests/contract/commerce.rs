@@ -667,7 +667,7 @@ async fn a_starting_sender_takes_over_the_leases_of_the_process_before_it(s: &St
     assert!(matches!(sender(None).deliver(&orphan).await, Delivery::Retry { .. }));
     // ...the one process of a data dir, started after the claim, sends it now.
     assert!(matches!(sender(Some(started)).deliver(&orphan).await, Delivery::Sent { .. }));
-    assert_eq!(*mailer.0.lock().unwrap(), [orphan.job_id.clone()]);
+    assert_eq!(*mailer.0.lock().unwrap(), std::slice::from_ref(&orphan.job_id));
     // It does not take over a lease taken after it started (its own, in flight).
     clock.advance(Duration::seconds(1));
     let mine = code_job();

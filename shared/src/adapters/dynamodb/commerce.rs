@@ -515,7 +515,13 @@ impl OutboxStore for DynamoStore {
     }
 
     async fn delete_outbox(&self, entry: &OutboxEntry) -> Result<(), InfraError> {
-        self.client.delete_item().table_name(&self.table).set_key(Some(outbox_key(entry))).send().await.map_err(dynamo)?;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(outbox_key(entry)))
+            .send()
+            .await
+            .map_err(dynamo)?;
         Ok(())
     }
 }

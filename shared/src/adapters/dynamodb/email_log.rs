@@ -61,7 +61,8 @@ impl EmailLog for DynamoStore {
             .expression_attribute_values(":sent", s("sent"))
             .expression_attribute_values(":m", s(message_id))
             .send()
-            .await.map_err(dynamo)?;
+            .await
+            .map_err(dynamo)?;
         Ok(())
     }
 
@@ -76,7 +77,8 @@ impl EmailLog for DynamoStore {
             .expression_attribute_values(":to", s(to.as_str()))
             .expression_attribute_values(":why", s(reason))
             .send()
-            .await.map_err(dynamo)?;
+            .await
+            .map_err(dynamo)?;
         Ok(())
     }
 
