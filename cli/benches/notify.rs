@@ -87,6 +87,7 @@ fn main() {
             log: store,
             mailer: Arc::new(stark::adapters::ses::SesMailer::new(ses, "no-reply@stark.example", None)),
             clock: Arc::new(stark::clock::SystemClock),
+            takes_over_before: None,
         };
         let dead = stark::adapters::sqs::SqsDeadLetters::new(sqs, dlq);
         let mut batches = Vec::new();

@@ -82,6 +82,16 @@ enum Command {
     Serve {
         #[arg(long, env = "STARK_ADDR", default_value = "127.0.0.1:3000")]
         addr: std::net::SocketAddr,
+        /// Seconds a client has to send a request's headers (an idle connection is closed
+        /// after it too).
+        #[arg(long, env = "STARK_HEADER_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        header_read_timeout: u64,
+        /// Seconds a client has to send a request's body once its headers are in (then 408).
+        #[arg(long, env = "STARK_BODY_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        body_read_timeout: u64,
+        /// Connections open at once; more wait to be accepted.
+        #[arg(long, env = "STARK_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        max_connections: u64,
         /// Run the daily lifecycle (renewals, dunning, reminders, expiry) at start and then
         /// every this many seconds; 0 turns it off.
         #[arg(long, env = "STARK_LIFECYCLE_EVERY", default_value_t = 3600)]
@@ -192,6 +202,7 @@ impl Cli {
             },
             redis_url: self.redis_url.clone(),
             due_shards: self.due_shards,
+            takes_over_leases: matches!(self.command, Command::Serve { .. }),
             ..LocalConfig::embedded(self.data_dir.clone())
         }
     }
@@ -206,7 +217,12 @@ const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = cli.local_config();
     match cli.command {
-        Command::Serve { addr, lifecycle_every } => {
+        Command::Serve { addr, header_read_timeout, body_read_timeout, max_connections, lifecycle_every } => {
+            let limits = stark::local::ServerLimits {
+                header_read_timeout: std::time::Duration::from_secs(header_read_timeout),
+                body_read_timeout: std::time::Duration::from_secs(body_read_timeout),
+                max_connections: max_connections as usize,
+            };
             // Signals first: a SIGTERM that arrives right after start must already stop us cleanly.
             let shutdown = shutdown_signal()?;
             let (ctx, outbox_queue) = config::local_context(&cfg, Arc::new(SystemClock)).await?;
@@ -261,7 +277,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let bound = listener.local_addr()?;
             tracing::info!(addr = %bound, data_dir = %cfg.data_dir.display(), "stark serve is listening");
             eprintln!("stark serve: listening on http://{bound} (data in {})", cfg.data_dir.display());
-            stark::local::serve(ctx.clone(), listener, shutdown).await?;
+            stark::local::serve(ctx.clone(), listener, limits, shutdown).await?;
             sweeper.abort();
             if let Some(l) = lifecycle {
                 // A step is one atomic commit: stopping between two loses nothing.

@@ -7,6 +7,8 @@
 mod aws;
 #[path = "../../shared/tests/support/logs.rs"]
 mod logs;
+#[path = "../../shared/tests/support/parsed_mail.rs"]
+mod parsed_mail;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -589,14 +591,9 @@ async fn the_workers_sweep_the_outbox_and_send_with_ses() {
     let answer = sender.invoke_raw(&event).await;
     assert_eq!(answer["batchItemFailures"], json!([]), "a redelivery is not a failure either");
     let data: Value = reqwest_like_get(&format!("{}/moto-api/data.json", aws::moto_ses_url())).await;
-    let sent: Vec<&Value> = data["ses"]["Message"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["destinations"]["ToAddresses"][0] == json!(to))
-        .collect();
+    let sent = parsed_mail::ses_sent_to(&data, &to);
     assert_eq!(sent.len(), 1, "one email, though the batch came twice");
-    assert!(sent[0]["body"].as_str().unwrap().contains("731946"));
+    assert!(sent[0].html.contains("731946") && sent[0].text.contains("731946"));
     let parked =
         sqs.receive_message().queue_url(&dlq_url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
     assert_eq!(parked.messages.unwrap_or_default().iter().filter(|m| m.body() == Some("%%% not a job")).count(), 2);

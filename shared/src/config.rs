@@ -46,6 +46,10 @@ pub struct LocalConfig {
     /// The DynamoDB due index's shard count (`--due-shards`); the same for every process of
     /// a deployment.
     pub due_shards: u32,
+    /// Whether this process owns the data dir (`stark serve`): at start it takes over the
+    /// email leases that the process before it held. An ops command run beside a server
+    /// (`stark lifecycle run`) must not, or it could send what the server is sending.
+    pub takes_over_leases: bool,
 }
 
 /// Who machine-translates catalog text.
@@ -75,6 +79,7 @@ impl LocalConfig {
             redis_url: None,
             translate: TranslateKind::None,
             due_shards: crate::domain::lifecycle::DUE_SHARDS,
+            takes_over_leases: true,
         }
     }
 }
@@ -102,7 +107,24 @@ pub async fn translation_service(
 /// embedded adapters never loads it at all.
 pub async fn aws_config() -> aws_config::SdkConfig {
     static SDK: tokio::sync::OnceCell<aws_config::SdkConfig> = tokio::sync::OnceCell::const_new();
-    SDK.get_or_init(|| aws_config::load_defaults(aws_config::BehaviorVersion::latest())).await.clone()
+    SDK.get_or_init(|| {
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(aws_timeouts()).load()
+    })
+    .await
+    .clone()
+}
+
+/// Bounds on every AWS call. Without them a service that accepts the connection and then
+/// says nothing (a hung endpoint) would hold the request until Lambda kills it, and the
+/// client would get a gateway error instead of our 503. One attempt may take 3 s and a call
+/// with its retries 6 s, which leaves a request room to answer 503 `service_unavailable`
+/// well inside the 10 s Lambda timeout; a healthy DynamoDB answers in milliseconds.
+pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .operation_attempt_timeout(std::time::Duration::from_secs(3))
+        .operation_timeout(std::time::Duration::from_secs(6))
+        .build()
 }
 
 pub async fn stores_from(cfg: &LocalConfig) -> anyhow::Result<Stores> {
@@ -153,6 +175,9 @@ pub async fn local_context_with(
                 log: stores.email_log.clone(),
                 mailer: Arc::new(outbox),
                 clock: clock.clone(),
+                // One process owns the data dir: what was in flight before this start
+                // belongs to a process that is gone.
+                takes_over_before: cfg.takes_over_leases.then(|| clock.now()),
             };
             let q = InProcessQueue::start(sender, stores.outbox.clone());
             (Arc::new(q.clone()), Some(q))
@@ -244,8 +269,15 @@ pub async fn sender_from_env() -> anyhow::Result<(crate::app::notify::Sender, Ar
     let configuration_set = std::env::var("SES_CONFIGURATION_SET").ok().filter(|s| !s.is_empty());
     let sdk = aws_config().await;
     let log = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table));
+    // A From that does not parse is a start-up error, not a failure of every send.
+    crate::email::mime::mailbox(&from)?;
     let mailer = crate::adapters::ses::SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), from, configuration_set);
-    let sender = crate::app::notify::Sender { log, mailer: Arc::new(mailer), clock: Arc::new(SystemClock) };
+    let sender = crate::app::notify::Sender {
+        log,
+        mailer: Arc::new(mailer),
+        clock: Arc::new(SystemClock),
+        takes_over_before: None,
+    };
     let dead = crate::adapters::sqs::SqsDeadLetters::new(aws_sdk_sqs::Client::new(&sdk), dlq);
     Ok((sender, Arc::new(dead)))
 }

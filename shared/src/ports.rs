@@ -11,7 +11,34 @@ use crate::domain::{
 };
 
 /// Infrastructure failure: the store or queue could not answer. Never shown to a client.
+/// An adapter marks a failure of its dependency (see [`Unavailable`]); anything unmarked is
+/// taken for our own bug.
 pub type InfraError = anyhow::Error;
+
+/// A dependency that is down, timing out or throttling (a connect error, a timeout,
+/// throttling, `ServiceUnavailable`/`InternalServerError` from AWS, a busy, read-only or
+/// failing SQLite file), as opposed to a bug of ours. The request may well succeed later, so
+/// the HTTP layer answers 503 `service_unavailable` with `Retry-After`, not 500. Adapters wrap
+/// the original error in it; [`is_unavailable`] finds it under any added context.
+#[derive(Debug, thiserror::Error)]
+#[error("{dependency} is unavailable")]
+pub struct Unavailable {
+    /// What failed, for the log: "DynamoDB", "SQLite", "SQS".
+    pub dependency: &'static str,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl Unavailable {
+    pub fn error(dependency: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> InfraError {
+        anyhow::Error::new(Unavailable { dependency, source: source.into() })
+    }
+}
+
+/// Whether `e` is a dependency failure rather than a bug.
+pub fn is_unavailable(e: &InfraError) -> bool {
+    e.chain().any(|cause| cause.is::<Unavailable>()) || e.downcast_ref::<Unavailable>().is_some()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateUserError {
@@ -573,7 +600,9 @@ pub enum SendClaim {
 #[async_trait]
 pub trait EmailLog: Send + Sync {
     /// Takes the job for sending until `lease_until`, unless it was sent or rejected, or
-    /// another live lease holds it. Records are kept until `keep_until`.
+    /// another live lease holds it: one that ends after `now`. (A sender that takes over the
+    /// leases of a dead process passes a later `now`; see `notify::Sender`.) Records are kept
+    /// until `keep_until`.
     async fn claim_send(
         &self,
         job_id: &str,

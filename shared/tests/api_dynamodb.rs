@@ -9,6 +9,8 @@ mod fake_translate;
 mod helpers;
 #[path = "support/iam.rs"]
 mod iam;
+#[path = "support/private_moto.rs"]
+mod private_moto;
 
 #[path = "api/billing.rs"]
 mod billing;
@@ -22,6 +24,8 @@ mod lifecycle;
 mod login;
 #[path = "api/otp.rs"]
 mod otp;
+#[path = "api/outage.rs"]
+mod outage;
 #[path = "api/signup.rs"]
 mod signup;
 #[path = "api/tokens.rs"]

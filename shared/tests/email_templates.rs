@@ -2,6 +2,9 @@
 //! (`shared/tests/snapshots/`; review changes with `cargo insta review`, or accept them with
 //! `INSTA_UPDATE=always`), plus the rules no snapshot shows at a glance.
 
+#[path = "support/parsed_mail.rs"]
+mod parsed_mail;
+
 use std::collections::BTreeMap;
 
 use stark::domain::Email;
@@ -145,4 +148,76 @@ fn a_missing_variable_or_an_unknown_locale() {
         render(&job(EmailTemplate::TrialStarted, Lang::En)).unwrap().subject,
         "English for an unknown locale"
     );
+}
+
+/// Text that tries to end a header line and start its own headers, in every way a line can
+/// break (CRLF, bare LF, bare CR, NEL, a NUL and a folded continuation), plus a MIME
+/// boundary and some HTML.
+const HOSTILE: &str = "Evil\r\nBcc: injected@attacker.test\r\nX-Injected: yes\nCc: lf@attacker.test\rX-Cr: yes\u{85}X-Nel: yes\u{0}\r\n continued\r\n\r\n--boundary\r\nContent-Type: text/html\r\n\r\n<b>body</b>";
+
+/// The headers every email has, and no others.
+const HEADERS: [&str; 7] = ["Content-Type", "Date", "From", "MIME-Version", "Message-ID", "Subject", "To"];
+
+fn hostile_job(template: EmailTemplate, lang: Lang) -> EmailJob {
+    let mut j = job(template, lang);
+    for (name, value) in j.vars.iter_mut() {
+        // The amount is a number the renderer parses (a bad one is refused, below).
+        if name != "amount_minor" && name != "currency" {
+            *value = HOSTILE.to_string();
+        }
+    }
+    j
+}
+
+#[test]
+fn hostile_text_in_every_variable_never_becomes_a_header_in_any_email_or_language() {
+    let from = stark::email::mime::mailbox("Stark Industries <no-reply@stark.example>").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clock: std::sync::Arc<dyn stark::ports::Clock> = std::sync::Arc::new(stark::clock::SystemClock);
+    let outbox =
+        stark::adapters::eml_outbox::EmlOutbox::new(dir.path(), "Stark Industries <no-reply@stark.example>", clock)
+            .unwrap();
+    for template in EmailTemplate::ALL {
+        for lang in Lang::ALL {
+            let what = format!("{template:?} in {lang:?}");
+            let email = render(&hostile_job(template, lang)).unwrap_or_else(|e| panic!("{what}: {e}"));
+            // What SES gets (the raw message) and what the `.eml` outbox writes.
+            let raw = stark::email::mime::message(&from, &email, chrono::Utc::now()).unwrap();
+            let file = std::fs::read(outbox.write(&email).unwrap()).unwrap();
+            for bytes in [raw, file] {
+                let head = String::from_utf8_lossy(&bytes[..bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap()])
+                    .into_owned();
+                for line in head.split("\r\n") {
+                    assert!(!line.contains('\r') && !line.contains('\n'), "{what}: a bare line break in {line:?}");
+                    assert!(line.is_ascii(), "{what}: an unencoded header line {line:?}");
+                }
+                let mail = parsed_mail::parse(&bytes);
+                let mut names = mail.header_names.clone();
+                names.sort();
+                assert_eq!(names, HEADERS, "{what}: exactly the headers we meant\n{head}");
+                assert_eq!(mail.recipients, ["tony@stark.example"], "{what}");
+                assert_eq!(mail.from, "no-reply@stark.example", "{what}");
+                assert!(!mail.subject.contains(['\r', '\n', '\0']), "{what}: {:?}", mail.subject);
+                // The subject we meant, as one line (a long one is folded, and unfolding may
+                // merge the spaces at a fold).
+                let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+                assert_eq!(words(&mail.subject), words(&stark::email::mime::one_line(&email.subject)), "{what}");
+                // The words are all there, as text, in both parts.
+                assert!(mail.text.contains("Bcc: injected@attacker.test"), "{what}");
+                assert!(!mail.html.contains("<b>body</b>") && mail.html.contains("&lt;b&gt;body&lt;"), "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_hostile_amount_is_refused_not_rendered() {
+    for template in [EmailTemplate::PaymentConfirmation, EmailTemplate::PaymentFailed] {
+        let mut j = job(template, Lang::En);
+        j.vars.insert("amount_minor".into(), HOSTILE.into());
+        assert_eq!(render(&j).unwrap_err(), RenderError::BadVariable("amount_minor".into()));
+        let mut j = job(template, Lang::En);
+        j.vars.insert("currency".into(), HOSTILE.into());
+        assert_eq!(render(&j).unwrap_err(), RenderError::BadVariable("currency".into()));
+    }
 }

@@ -68,3 +68,23 @@ fn the_template_gives_each_lambda_only_the_secrets_it_needs() {
         }
     }
 }
+
+/// The lease numbers in the code are the timeouts in the template: an Idempotency-Key claim
+/// lasts as long as the purchase function may run, and an email lease as long as the sender.
+#[test]
+fn leases_match_the_function_timeouts() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let template: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("template.yaml")).unwrap()).unwrap();
+    let global = template["Globals"]["Function"]["Timeout"].as_i64().expect("a global timeout");
+    let resources = template["Resources"].as_mapping().unwrap();
+    let timeout_of = |binary: &str| {
+        let f = resources
+            .values()
+            .find(|r| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(binary))
+            .unwrap_or_else(|| panic!("{binary} is in the template"));
+        f["Properties"]["Timeout"].as_i64().unwrap_or(global)
+    };
+    assert_eq!(timeout_of("purchase"), stark::http::handlers::billing::IDEMPOTENCY_LEASE_SECS);
+    assert_eq!(timeout_of("email-sender"), stark::app::notify::SENDER_TIMEOUT_SECS);
+}

@@ -4,6 +4,8 @@
 
 #[path = "support/aws.rs"]
 mod aws;
+#[path = "support/parsed_mail.rs"]
+mod parsed_mail;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,16 +31,10 @@ async fn ses() -> aws_sdk_sesv2::Client {
 }
 
 /// The messages moto's SES holds for `to` (moto keeps the HTML body only).
-async fn sent_to(to: &str) -> Vec<Value> {
+async fn sent_to(to: &str) -> Vec<parsed_mail::ParsedMail> {
     let data: Value =
         reqwest::get(format!("{}/moto-api/data.json", aws::moto_ses_url())).await.unwrap().json().await.unwrap();
-    data["ses"]["Message"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| m["destinations"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|x| x == to)))
-        .collect()
+    parsed_mail::ses_sent_to(&data, to)
 }
 
 fn address() -> String {
@@ -75,7 +71,8 @@ async fn pipeline(from: &str) -> Pipeline {
     let (sqs, queue_url) = aws::sqs_queue().await;
     let (_, dlq_url) = aws::sqs_queue().await;
     let mailer = SesMailer::new(ses().await, from, None);
-    let sender = Sender { log: store.clone(), mailer: Arc::new(mailer), clock: Arc::new(SystemClock) };
+    let sender =
+        Sender { log: store.clone(), mailer: Arc::new(mailer), clock: Arc::new(SystemClock), takes_over_before: None };
     let dead = SqsDeadLetters::new(sqs.clone(), dlq_url.clone());
     Pipeline { sender, dead, sqs, queue_url, dlq_url, store }
 }
@@ -115,9 +112,9 @@ async fn a_job_goes_from_sqs_to_ses_once_even_when_redelivered() {
     assert!(handle_batch(&p.sender, &p.dead, &batch).await.is_empty());
     let sent = sent_to(&to).await;
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0]["source"], FROM);
-    assert_eq!(sent[0]["subject"], "Your Stark verification code");
-    let html = sent[0]["body"].as_str().unwrap();
+    assert_eq!(sent[0].from, FROM);
+    assert_eq!(sent[0].subject, "Your Stark verification code");
+    let html = sent[0].html.as_str();
     assert!(html.contains("482913"), "{html}");
     // SQS delivers at least once: the same message again sends nothing.
     assert!(handle_batch(&p.sender, &p.dead, &batch).await.is_empty());
@@ -240,7 +237,7 @@ async fn the_outbox_sweep_sends_once_what_an_sqs_outage_held_back() {
     assert!(handle_batch(&p.sender, &p.dead, &Pipeline::as_batch(&received)).await.is_empty());
     let sent = sent_to(&to).await;
     assert_eq!(sent.len(), 1, "exactly one email");
-    assert!(sent[0]["body"].as_str().unwrap().contains("verification code"));
+    assert!(sent[0].html.contains("verification code"));
 }
 
 /// The mailer contract, on both adapters: a sent email comes back with its id, its subject,
@@ -261,8 +258,8 @@ async fn mailers_deliver_subject_recipient_and_body() {
     assert!(!id.is_empty());
     let sent = sent_to(&to).await;
     assert_eq!(
-        (sent[0]["subject"].as_str(), sent[0]["body"].as_str()),
-        (Some("Réacteur Arc — essai"), Some("<p>rich words</p>"))
+        (sent[0].subject.as_str(), sent[0].html.as_str(), sent[0].text.as_str()),
+        ("Réacteur Arc — essai", "<p>rich words</p>", "plain words")
     );
 
     let dir = tempfile::tempdir().unwrap();
@@ -271,6 +268,37 @@ async fn mailers_deliver_subject_recipient_and_body() {
     assert!(name.starts_with(&email.job_id) && name.ends_with("trial_started.eml"), "{name}");
     let text = std::fs::read_to_string(dir.path().join(&name)).unwrap();
     assert!(text.contains(&format!("\r\nTo: {to}\r\n")));
-    assert!(text.contains("\r\nSubject: =?UTF-8?B?"), "a non-ASCII subject is encoded");
-    assert!(text.contains("plain words") && text.contains("<p>rich words</p>"));
+    assert!(text.contains("\r\nSubject: =?utf-8?b?"), "a non-ASCII subject is encoded");
+    let parsed = parsed_mail::parse(text.as_bytes());
+    assert_eq!(
+        (parsed.subject.as_str(), parsed.html.as_str(), parsed.text.as_str()),
+        ("Réacteur Arc — essai", "<p>rich words</p>", "plain words")
+    );
+}
+
+/// What SES receives is the same lettre-built message as the `.eml`: hostile text in a
+/// subject never becomes a header of its own, and SES sends to the one recipient we meant.
+#[tokio::test]
+async fn ses_gets_exactly_the_headers_we_meant() {
+    let to = address();
+    let email = OutgoingEmail {
+        job_id: uuid::Uuid::now_v7().to_string(),
+        template: EmailTemplate::TrialStarted,
+        to: Email::parse(&to).unwrap(),
+        subject: "Your Evil\r\nBcc: injected@attacker.test\r\nX-Injected: yes".into(),
+        text: "plain words".into(),
+        html: "<p>rich words</p>".into(),
+    };
+    SesMailer::new(ses().await, FROM, None).send(&email).await.unwrap();
+    let sent = sent_to(&to).await;
+    assert_eq!(sent.len(), 1);
+    let mut names = sent[0].header_names.clone();
+    names.sort();
+    assert_eq!(names, ["Content-Type", "Date", "From", "MIME-Version", "Message-ID", "Subject", "To"]);
+    assert_eq!(sent[0].recipients, std::slice::from_ref(&to));
+    assert_eq!(sent[0].subject, "Your Evil  Bcc: injected@attacker.test  X-Injected: yes");
+    let data: Value =
+        reqwest::get(format!("{}/moto-api/data.json", aws::moto_ses_url())).await.unwrap().json().await.unwrap();
+    let injected = parsed_mail::ses_sent_to(&data, "injected@attacker.test");
+    assert!(injected.is_empty(), "nothing went to the injected Bcc");
 }

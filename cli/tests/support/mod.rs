@@ -40,6 +40,12 @@ impl Served {
         self.data_dir.join("outbox")
     }
 
+    /// SIGKILL: the process dies wherever it is, as in a crash.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM, waits for the exit, and returns it with everything written to stderr.
     #[cfg(unix)]
     pub fn terminate(&mut self) -> (ExitStatus, String) {

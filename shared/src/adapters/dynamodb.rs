@@ -17,6 +17,7 @@ mod commerce;
 mod email_log;
 mod lifecycle;
 
+use crate::adapters::aws_errors::dynamo;
 use crate::domain::{Email, OtpPurpose, OtpRecord, PasswordHash, Role, User, Username};
 use crate::ports::*;
 
@@ -174,7 +175,7 @@ where
     match res {
         Ok(out) => Ok(Some(out)),
         Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException") => Ok(None),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(dynamo(e)),
     }
 }
 
@@ -211,8 +212,15 @@ impl DynamoStore {
     }
 
     async fn get(&self, key: Item) -> anyhow::Result<Option<Item>> {
-        let out =
-            self.client.get_item().table_name(&self.table).set_key(Some(key)).consistent_read(true).send().await?;
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dynamo)?;
         Ok(out.item)
     }
 
@@ -309,7 +317,7 @@ impl DynamoStore {
                         .build()?,
                 );
         }
-        req.send().await?;
+        req.send().await.map_err(dynamo)?;
         // As in template.yaml: expired items go away by themselves (reads check `expires_at`).
         client
             .update_time_to_live()
@@ -321,7 +329,8 @@ impl DynamoStore {
                     .build()?,
             )
             .send()
-            .await?;
+            .await
+            .map_err(dynamo)?;
         Ok(())
     }
 }
@@ -329,7 +338,7 @@ impl DynamoStore {
 #[async_trait]
 impl StorePing for DynamoStore {
     async fn ping(&self) -> Result<(), InfraError> {
-        self.client.describe_table().table_name(&self.table).send().await?;
+        self.client.describe_table().table_name(&self.table).send().await.map_err(dynamo)?;
         Ok(())
     }
 }
@@ -355,7 +364,7 @@ impl UserStore for DynamoStore {
             Err(e) => match failed_conditions(&e) {
                 Some(f) if f.get(1) == Some(&true) => Err(CreateUserError::EmailTaken),
                 Some(f) if f.get(2) == Some(&true) => Err(CreateUserError::UsernameTaken),
-                _ => Err(CreateUserError::Infra(e.into())),
+                _ => Err(CreateUserError::Infra(dynamo(e))),
             },
         }
     }
@@ -415,14 +424,20 @@ impl OtpStore for DynamoStore {
         outbox: &[OutboxEntry],
     ) -> Result<(), InfraError> {
         if outbox.is_empty() {
-            self.client.put_item().table_name(&self.table).set_item(Some(otp_item(email, purpose, otp))).send().await?;
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(otp_item(email, purpose, otp)))
+                .send()
+                .await
+                .map_err(dynamo)?;
             return Ok(());
         }
         let mut items = vec![self.put(otp_item(email, purpose, otp), None)?];
         for e in outbox {
             items.push(self.put(commerce::outbox_item(e)?, None)?);
         }
-        self.transact(items).await?;
+        self.transact(items).await.map_err(dynamo)?;
         Ok(())
     }
 
@@ -512,7 +527,7 @@ impl OtpStore for DynamoStore {
             Ok(()) => Ok(true),
             Err(e) => match failed_conditions(&e) {
                 Some(f) if f.first() == Some(&true) => Ok(false),
-                _ => Err(e.into()),
+                _ => Err(dynamo(e)),
             },
         }
     }
@@ -624,7 +639,7 @@ impl RefreshTokenStore for DynamoStore {
                     Ok(Rotation::ReuseDetected)
                 }
                 Some(f) if f.get(1) == Some(&true) => Ok(Rotation::FamilyRevoked),
-                _ => Err(e.into()),
+                _ => Err(dynamo(e)),
             },
         }
     }

@@ -1,16 +1,18 @@
 //! The local mailer: writes each email as an RFC 5322 `.eml` file (multipart/alternative,
-//! text and HTML) into `<data-dir>/outbox/`. This is the only local home of a one-time code.
+//! text and HTML, built by `email::mime` as SES gets it) into `<data-dir>/outbox/`. This is
+//! the only local home of a one-time code.
 
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::email::mime;
 use crate::ports::{Clock, Mailer, OutgoingEmail, SendFailure};
 
 #[derive(Clone)]
 pub struct EmlOutbox {
     dir: PathBuf,
-    from: String,
+    from: lettre::message::Mailbox,
     clock: Arc<dyn Clock>,
 }
 
@@ -20,36 +22,17 @@ impl std::fmt::Debug for EmlOutbox {
     }
 }
 
-/// A header value as RFC 2047 encoded-words when it is not plain ASCII.
-fn header_text(s: &str) -> String {
-    if s.is_ascii() {
-        s.to_string()
-    } else {
-        use base64::Engine;
-        format!("=?UTF-8?B?{}?=", base64::engine::general_purpose::STANDARD.encode(s))
-    }
-}
-
 impl EmlOutbox {
     pub fn new(dir: &Path, from: impl Into<String>, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let from = mime::mailbox(&from.into())?;
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create outbox {}: {e}", dir.display()))?;
-        Ok(EmlOutbox { dir: dir.to_path_buf(), from: from.into(), clock })
+        Ok(EmlOutbox { dir: dir.to_path_buf(), from, clock })
     }
 
     /// Writes the email; the file name starts with the job id, so a job delivered twice
     /// overwrites its own file instead of sending twice.
     pub fn write(&self, email: &OutgoingEmail) -> anyhow::Result<PathBuf> {
-        let boundary = format!("=_stark_{}", email.job_id);
-        let eml = format!(
-            "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {date}\r\nMessage-ID: <{id}@stark.local>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{text}\r\n--{boundary}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{html}\r\n--{boundary}--\r\n",
-            from = self.from,
-            to = email.to,
-            subject = header_text(&email.subject),
-            date = self.clock.now().to_rfc2822(),
-            id = email.job_id,
-            text = email.text.replace("\r\n", "\n").replace('\n', "\r\n"),
-            html = email.html,
-        );
+        let eml = mime::message(&self.from, email, self.clock.now())?;
         // The template in the name is for people browsing the folder.
         let name = format!("{}-{}.eml", email.job_id, email.template.as_str());
         let tmp = self.dir.join(format!(".{name}.tmp"));

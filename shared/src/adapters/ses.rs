@@ -1,11 +1,16 @@
-//! The production mailer: SES v2 `SendEmail`, a simple message with an HTML and a text part,
-//! the From address and (optionally) the configuration set from configuration.
+//! The production mailer: SES v2 `SendEmail` with a raw message, built by `email::mime`
+//! exactly as the local `.eml` outbox writes it (so its headers are encoded the same way and
+//! tested once), the From address and (optionally) the configuration set from configuration.
+//! The destination is given explicitly too, so SES sends to the recipient we meant whatever
+//! the headers say.
 
 use async_trait::async_trait;
 use aws_sdk_sesv2::error::ProvideErrorMetadata;
-use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message, MessageTag};
+use aws_sdk_sesv2::primitives::Blob;
+use aws_sdk_sesv2::types::{Destination, EmailContent, MessageTag, RawMessage};
 use aws_sdk_sesv2::Client;
 
+use crate::email::mime;
 use crate::ports::{Mailer, OutgoingEmail, SendFailure};
 
 #[derive(Clone, Debug)]
@@ -19,10 +24,6 @@ impl SesMailer {
     pub fn new(client: Client, from: impl Into<String>, configuration_set: Option<String>) -> Self {
         SesMailer { client, from: from.into(), configuration_set }
     }
-}
-
-fn utf8(text: &str) -> Result<Content, SendFailure> {
-    Content::builder().data(text).charset("UTF-8").build().map_err(|e| SendFailure::Transient(e.into()))
 }
 
 /// The address part of a From such as `Stark Industries <no-reply@stark.example>`.
@@ -53,16 +54,17 @@ pub fn refuses_recipient(code: &str, message: &str, from: &str) -> bool {
 #[async_trait]
 impl Mailer for SesMailer {
     async fn send(&self, email: &OutgoingEmail) -> Result<String, SendFailure> {
-        let message = Message::builder()
-            .subject(utf8(&email.subject)?)
-            .body(Body::builder().text(utf8(&email.text)?).html(utf8(&email.html)?).build())
-            .build();
+        // A From that does not parse is our configuration, retried until it is fixed.
+        let from = mime::mailbox(&self.from).map_err(|e| SendFailure::Transient(e.into()))?;
+        let raw = mime::message(&from, email, chrono::Utc::now()).map_err(|e| SendFailure::Transient(e.into()))?;
+        let message =
+            RawMessage::builder().data(Blob::new(raw)).build().map_err(|e| SendFailure::Transient(e.into()))?;
         let res = self
             .client
             .send_email()
             .from_email_address(&self.from)
             .destination(Destination::builder().to_addresses(email.to.as_str()).build())
-            .content(EmailContent::builder().simple(message).build())
+            .content(EmailContent::builder().raw(message).build())
             .set_configuration_set_name(self.configuration_set.clone())
             .email_tags(
                 MessageTag::builder()

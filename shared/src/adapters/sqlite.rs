@@ -143,9 +143,36 @@ impl SqliteStore {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard).map_err(anyhow::Error::from)
+            f(&mut guard).map_err(|e| {
+                // A write that failed halfway leaves no transaction open behind it, so the
+                // next call starts clean once the file is writable again.
+                if !guard.is_autocommit() {
+                    let _ = guard.execute_batch("ROLLBACK");
+                }
+                classify(e)
+            })
         })
         .await?
+    }
+}
+
+/// A failure of the database file (busy or locked past the busy timeout, read-only, an I/O
+/// error, a full disk, a file that cannot be opened) is the store's, not a bug of ours:
+/// marked [`Unavailable`], it is answered 503 and the next request may well succeed.
+fn classify(e: rusqlite::Error) -> InfraError {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(
+            DatabaseBusy
+            | DatabaseLocked
+            | ReadOnly
+            | SystemIoFailure
+            | DiskFull
+            | CannotOpen
+            | FileLockingProtocolFailed
+            | OutOfMemory,
+        ) => Unavailable::error("SQLite", e),
+        _ => e.into(),
     }
 }
 

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 
+use crate::app::retry::{LockTimeout, RetryPolicy};
 use crate::app::{outbox, AppContext};
 use crate::domain::{
     upgrade_charge, Email, Money, Payment, Plan, PlanId, Product, ProductId, SubStatus, Subscription, TxnKind, User,
@@ -14,9 +15,6 @@ use crate::domain::{
 use crate::ports::{
     Commit, CommitError, Conflict, EmailJob, EmailTemplate, IdempotencyCompletion, InfraError, LiveSlot, StoredResponse,
 };
-
-/// How often a use case re-reads and re-decides after losing a race before giving up.
-const ATTEMPTS: usize = 5;
 
 pub const PAYMENT_METHOD: &str = "STARK_PAY";
 
@@ -47,6 +45,9 @@ pub enum BillingError {
     /// The Idempotency-Key claim was taken over while the request ran.
     #[error("request in progress")]
     RequestInProgress,
+    /// Lost races for the whole retry budget: try again later (409 `lock_timeout`).
+    #[error(transparent)]
+    LockTimeout(#[from] LockTimeout),
     #[error(transparent)]
     Infra(#[from] InfraError),
 }
@@ -109,7 +110,8 @@ pub async fn start_trial(
     if plan.trial_days == 0 {
         return Err(BillingError::TrialNotAvailable);
     }
-    for _ in 0..ATTEMPTS {
+    let mut races = RetryPolicy::RACES.start("start-trial");
+    loop {
         let state = ctx.stores.subscriptions.account_state(user_id, product_id).await?;
         if state.trial_used {
             return Err(BillingError::TrialUsed);
@@ -159,10 +161,9 @@ pub async fn start_trial(
             Ok(()) => return Ok(sub),
             Err(Conflict::TrialUsed) => return Err(BillingError::TrialUsed),
             // Someone else took the slot: read again and answer as they left it.
-            Err(_) => continue,
+            Err(_) => races.lost().await?,
         }
     }
-    Err(BillingError::Infra(anyhow::anyhow!("start-trial lost {ATTEMPTS} races in a row")))
 }
 
 /// The claimed Idempotency-Key a purchase completes in its own commit.
@@ -283,7 +284,8 @@ pub async fn purchase(
     let user = buyer(ctx, user_id).await?;
     let product = product(ctx, product_id).await?;
     let plan = product.plan(plan_id).ok_or(BillingError::PlanNotFound)?;
-    for _ in 0..ATTEMPTS {
+    let mut races = RetryPolicy::RACES.start("purchase");
+    loop {
         let state = ctx.stores.subscriptions.account_state(user_id, product_id).await?;
         let now = ctx.clock.now();
         let new = state.live.is_none();
@@ -341,10 +343,9 @@ pub async fn purchase(
             Ok(()) => return Ok(outcome),
             Err(Conflict::Idempotency) => return Err(BillingError::RequestInProgress),
             // Another request changed the subscription or spent the money: decide again.
-            Err(_) => continue,
+            Err(_) => races.lost().await?,
         }
     }
-    Err(BillingError::Infra(anyhow::anyhow!("purchase lost {ATTEMPTS} races in a row")))
 }
 
 /// Cancels at period end (auto-renew off, access kept) or now (`canceled`, access ends).
@@ -355,7 +356,8 @@ pub async fn cancel(
     subscription_id: &str,
     at_period_end: bool,
 ) -> Result<Subscription, BillingError> {
-    for _ in 0..ATTEMPTS {
+    let mut races = RetryPolicy::RACES.start("cancel");
+    loop {
         let mut sub = ctx
             .stores
             .subscriptions
@@ -381,10 +383,9 @@ pub async fn cancel(
         c.subscription = Some((sub.clone(), expected));
         match commit(ctx, &c).await? {
             Ok(()) => return Ok(sub),
-            Err(_) => continue,
+            Err(_) => races.lost().await?,
         }
     }
-    Err(BillingError::Infra(anyhow::anyhow!("cancel lost {ATTEMPTS} races in a row")))
 }
 
 /// The subscription_canceled email, for the subscriber (none if the account is gone).
@@ -420,9 +421,15 @@ pub async fn credit(
         created_at: ctx.clock.now(),
     };
     let c = Commit { wallet: Some(txn), ..Commit::default() };
-    match commit(ctx, &c).await? {
-        Ok(()) => {}
-        Err(_) => return Err(BillingError::BalanceLimit),
+    let mut races = RetryPolicy::RACES.start("credit");
+    loop {
+        match commit(ctx, &c).await? {
+            Ok(()) => break,
+            Err(Conflict::Funds) => return Err(BillingError::BalanceLimit),
+            // Concurrent writes to the same wallet (a DynamoDB transaction conflict): the
+            // same credit is still right, so it is simply tried again.
+            Err(_) => races.lost().await?,
+        }
     }
     let (balance, _) = ctx.stores.subscriptions.wallet(&user.id, 0).await?;
     Ok(Money::usd(balance))

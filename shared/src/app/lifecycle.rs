@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::app::billing::{day, email_job, PAYMENT_METHOD};
+use crate::app::retry::RetryPolicy;
 use crate::app::{outbox, AppContext};
 use crate::domain::lifecycle::{due_day, Due};
 use crate::domain::{Money, Payment, Plan, Product, ProductId, SubStatus, Subscription, TxnKind, WalletTxn};
@@ -27,8 +28,6 @@ use crate::ports::{
 /// Due subscriptions read per page, and handled at once within a page.
 const PAGE: usize = 100;
 const CONCURRENCY: usize = 8;
-/// Conflicts one subscription may lose in a row before it is left for the next run.
-const ATTEMPTS: u32 = 5;
 /// A run reads at least this many days back, whatever the watermark says: a run with an
 /// earlier `--now` than the last one, or a first run, still finds what is due.
 pub const LOOKBACK_DAYS: i64 = 7;
@@ -296,7 +295,9 @@ async fn handle(
     // commit's version condition catches that, and the loser reads it again.
     let mut sub = indexed;
     let mut counts = RunCounts::default();
-    let mut losses = 0u32;
+    // The shared policy for lost races; past its budget the step is left for the next run
+    // (never an error that stops this one).
+    let mut races = RetryPolicy::RACES.start("lifecycle step");
     // Set when a charge failed on the balance: decide the failure next.
     let mut short = false;
     // A dry run charges nothing, so it follows the balance itself.
@@ -329,16 +330,15 @@ async fn handle(
                 outbox::relay(ctx, &step.commit.outbox).await;
                 counts.add(&step.counts);
                 sub = step.next;
-                (losses, short) = (0, false);
+                short = false;
+                races = RetryPolicy::RACES.start("lifecycle step");
             }
             Err(CommitError::Conflict(Conflict::Funds)) if step.charge => short = true,
             Err(CommitError::Conflict(_)) => {
-                losses += 1;
-                if losses >= ATTEMPTS {
+                if races.lost().await.is_err() {
                     tracing::warn!(subscription_id = %sub.subscription_id, "lifecycle step kept losing races; left for the next run");
                     return Ok(Handled { counts: left_one(counts), left_on: Some(left()) });
                 }
-                backoff(losses).await;
                 short = false;
                 match ctx.stores.subscriptions.subscription(&sub.user_id, &sub.subscription_id).await? {
                     Some(fresh) => sub = fresh,
@@ -353,13 +353,6 @@ async fn handle(
 fn left_one(mut c: RunCounts) -> RunCounts {
     c.left += 1;
     c
-}
-
-/// A jittered pause after the `n`th lost race, so racers spread out instead of colliding again.
-async fn backoff(n: u32) {
-    let base = 5u64 << n.min(5);
-    let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=base);
-    tokio::time::sleep(std::time::Duration::from_millis(base + jitter)).await;
 }
 
 /// The step `due` asks for, ready to commit. `short`: the last charge failed on the balance,

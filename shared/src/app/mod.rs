@@ -7,6 +7,7 @@ pub mod lifecycle;
 mod context;
 pub mod notify;
 pub mod outbox;
+pub mod retry;
 pub mod throttle;
 
 pub use context::{AppContext, Stores};

@@ -2,14 +2,23 @@
 //! log (so a redelivered message sends nothing twice), sends it, and records the outcome.
 //! The Lambda `email-sender` runs it per SQS record; `stark serve` per in-process job.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 
 use crate::ports::{Clock, DeadLetters, EmailJob, EmailLog, Mailer, SendClaim, SendFailure};
 
-/// How long a sender holds a job it is sending: well above one send (the function times out
-/// at 10 s), well below the queue's retries (5 receives, 60 s apart).
-const LEASE: Duration = Duration::seconds(120);
+/// The `email-sender` Lambda's timeout (`template.yaml`; a test holds the two together).
+pub const SENDER_TIMEOUT_SECS: i64 = 10;
+
+/// How long a sender holds a job it is sending: the sender's timeout. A job is taken during
+/// an invocation, which Lambda ends at the latest one timeout after it started, so once the
+/// lease has run out the sender that took it has finished or is dead, and another may send
+/// the job without sending it twice. A longer lease would only delay the email of a sender
+/// that died (the queue redelivers 60 s later, the visibility timeout, and finds the lease
+/// long over); a shorter one could let a redelivery race a slow but live send. `stark serve`
+/// uses the same lease and, owning its data dir alone, also takes over at start whatever
+/// the process before it held (see [`Sender::takes_over_before`]).
+pub const LEASE: Duration = Duration::seconds(SENDER_TIMEOUT_SECS);
 /// How long the log remembers a job: past any redelivery.
 const KEEP: Duration = Duration::days(30);
 
@@ -42,6 +51,11 @@ pub struct Sender {
     pub log: Arc<dyn EmailLog>,
     pub mailer: Arc<dyn Mailer>,
     pub clock: Arc<dyn Clock>,
+    /// Leases taken before this time belong to a process that is gone: the local server sets
+    /// its start time here, because one process owns the data dir, so what the process
+    /// before it held when it died (a SIGKILL mid-send) is sent at the start sweep rather
+    /// than a lease later. None on AWS, where many senders run at once.
+    pub takes_over_before: Option<DateTime<Utc>>,
 }
 
 impl Sender {
@@ -54,7 +68,11 @@ impl Sender {
             Ok(e) => e,
             Err(e) => return Delivery::Undeliverable { reason: e.to_string() },
         };
-        match self.log.claim_send(&job.job_id, now, now + LEASE, now + KEEP).await {
+        // A lease ends `LEASE` after it was taken, so one taken before `takes_over_before`
+        // ends before `takes_over_before + LEASE`: treating leases that end by then as run
+        // out frees exactly those of the processes before this one.
+        let free_until = self.takes_over_before.map_or(now, |t| now.max(t + LEASE));
+        match self.log.claim_send(&job.job_id, free_until, now + LEASE, now + KEEP).await {
             Err(e) => return Delivery::Retry { reason: format!("email log: {e:#}") },
             Ok(SendClaim::Sent { .. } | SendClaim::Rejected { .. }) => return Delivery::Duplicate,
             Ok(SendClaim::InFlight) => return Delivery::Retry { reason: "another sender holds this job".into() },

@@ -5,8 +5,6 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::ports::{InfraError, ThrottleStore, Versioned};
 
-const MAX_RACES: usize = 32;
-
 /// Loads the state under `key` (default when absent or expired), applies `step`, and stores
 /// the result if nobody wrote in between; retries lost races. `step` may refuse (`Err`), in
 /// which case nothing is written. Returns the state written and its version.
@@ -36,12 +34,8 @@ pub async fn update_from<S, E>(
 where
     S: Serialize + DeserializeOwned + Default,
 {
-    for race in 0..MAX_RACES {
-        if race > 0 {
-            // Lost a race: back off a little, with jitter, so a burst spreads out.
-            let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=(2u64 << race.min(6)));
-            tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
-        }
+    let mut races = crate::app::retry::RetryPolicy::RACES.start("limiter update");
+    loop {
         let (state, version) = match known.take() {
             Some(v) => (v.value, Some(v.version)),
             None => match store.load(key, now).await? {
@@ -57,8 +51,10 @@ where
             // The store numbers versions 1, 2, 3, ...
             return Ok(Ok(Versioned { value: next, version: version.map_or(1, |v| v + 1) }));
         }
+        // Lost a race: back off with jitter and read again; past the budget this is a
+        // `LockTimeout` (409 `lock_timeout`), not a server error.
+        races.lost().await?;
     }
-    anyhow::bail!("throttle key {key} is too contended")
 }
 
 /// Reads the state without writing.

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
+pub mod mime;
+
 use crate::domain::{Currency, Money};
 use crate::i18n::{self, Lang};
 use crate::ports::{EmailJob, EmailTemplate, OutgoingEmail};

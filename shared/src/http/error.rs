@@ -5,6 +5,13 @@ use http::{HeaderValue, Method, StatusCode};
 use std::collections::BTreeMap;
 
 use super::{messages, ApiResponse};
+use crate::app::retry::{LockTimeout, LOCK_TIMEOUT_RETRY_AFTER};
+use crate::ports::is_unavailable;
+
+/// What `Retry-After` says with a 503 `service_unavailable`, in seconds: long enough for a
+/// throttled table or a restarting store to come back, short enough that a client retrying
+/// by it notices the recovery soon.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -19,7 +26,9 @@ pub enum ApiError {
         field: Option<(&'static str, &'static str)>,
     },
     MethodNotAllowed(Vec<Method>),
-    /// A bug or a dependency that failed: 500, logged with its cause chain, nothing shown.
+    /// Not the client's doing, logged with its cause chain, nothing shown: a dependency that
+    /// failed (`ports::Unavailable`: 503 `service_unavailable`), a write that kept losing
+    /// races (`app::retry::LockTimeout`: 409 `lock_timeout`), or a bug (500).
     Internal(anyhow::Error),
 }
 
@@ -55,8 +64,16 @@ impl ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None, None, Some(m))
             }
             ApiError::Internal(e) => {
-                tracing::error!(error = ?e, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", None, None, None)
+                if let Some(lost) = e.downcast_ref::<LockTimeout>() {
+                    tracing::warn!(error = %lost, "answered lock_timeout");
+                    (StatusCode::CONFLICT, "lock_timeout", None, Some(LOCK_TIMEOUT_RETRY_AFTER), None)
+                } else if is_unavailable(&e) {
+                    tracing::error!(error = ?e, "a dependency failed");
+                    (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", None, Some(UNAVAILABLE_RETRY_AFTER), None)
+                } else {
+                    tracing::error!(error = ?e, "internal error");
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", None, None, None)
+                }
             }
         };
         let mut error = serde_json::json!({ "code": code, "message": messages::text(code) });

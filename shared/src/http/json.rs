@@ -22,6 +22,12 @@ pub fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TextShape {
+    OneLine,
+    Lines,
+}
+
 /// Collects field problems while fields are read.
 pub struct Fields<'a> {
     body: &'a Map<String, Value>,
@@ -76,7 +82,9 @@ impl<'a> Fields<'a> {
         self.required(name, parse, problem)
     }
 
-    /// A text of `min..=max` characters (trimmed); `problem` when it is not.
+    /// A text of `min..=max` characters (trimmed) that may run over several lines: a CRLF is
+    /// kept as a plain line feed, and any other control character is refused
+    /// (`field.no_control`); `problem` when the length is wrong.
     pub fn text(
         &mut self,
         name: &str,
@@ -85,18 +93,53 @@ impl<'a> Fields<'a> {
         max: usize,
         problem: &'static str,
     ) -> Option<String> {
+        self.checked_text(name, required, min, max, problem, TextShape::Lines)
+    }
+
+    /// A one-line text of `min..=max` characters (trimmed), such as a name: a line break or
+    /// any other control character is refused (`field.one_line`), so it can go into an email
+    /// subject or a log line as it is; `problem` when the length is wrong.
+    pub fn line(
+        &mut self,
+        name: &str,
+        required: bool,
+        min: usize,
+        max: usize,
+        problem: &'static str,
+    ) -> Option<String> {
+        self.checked_text(name, required, min, max, problem, TextShape::OneLine)
+    }
+
+    fn checked_text(
+        &mut self,
+        name: &str,
+        required: bool,
+        min: usize,
+        max: usize,
+        problem: &'static str,
+        shape: TextShape,
+    ) -> Option<String> {
         let check = |s: &str| {
-            let t = s.trim();
-            if (min..=max).contains(&t.chars().count()) {
-                Ok(t.to_string())
+            let t = match shape {
+                TextShape::OneLine => s.trim().to_string(),
+                TextShape::Lines => s.trim().replace("\r\n", "\n"),
+            };
+            let allowed = |c: char| !c.is_control() || (shape == TextShape::Lines && c == '\n');
+            if !t.chars().all(allowed) {
+                Err(match shape {
+                    TextShape::OneLine => "field.one_line",
+                    TextShape::Lines => "field.no_control",
+                })
+            } else if (min..=max).contains(&t.chars().count()) {
+                Ok(t)
             } else {
-                Err(())
+                Err(problem)
             }
         };
         if required {
-            self.required(name, check, |_| problem)
+            self.required(name, check, |p| p)
         } else {
-            self.optional(name, check, |_| problem)
+            self.optional(name, check, |p| p)
         }
     }
 
@@ -175,4 +218,38 @@ impl<'a> Fields<'a> {
 /// Unwraps the values that `Fields` produced once `finish` has passed.
 pub fn take<T>(v: Option<T>) -> Result<T, ApiError> {
     v.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("field missing after validation passed")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(value: &str, one_line: bool) -> Result<String, BTreeMap<String, &'static str>> {
+        let body = serde_json::json!({ "f": value });
+        let body = body.as_object().unwrap();
+        let mut f = Fields::new(body);
+        let v = if one_line {
+            f.line("f", true, 1, 50, "field.name")
+        } else {
+            f.text("f", true, 0, 50, "field.description")
+        };
+        match f.finish() {
+            Ok(()) => Ok(v.unwrap()),
+            Err(ApiError::Validation(p)) => Err(p),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn one_line_texts_refuse_control_characters_and_texts_keep_only_line_breaks() {
+        for bad in ["Evil\r\nBcc: x@y.z", "a\nb", "a\rb", "tab\there", "nul\u{0}", "ne\u{85}l", "del\u{7f}"] {
+            assert_eq!(read(bad, true).unwrap_err()["f"], "field.one_line", "{bad:?}");
+        }
+        assert_eq!(read("  Mark LXXXV — Réacteur  ", true).unwrap(), "Mark LXXXV — Réacteur");
+        assert_eq!(read("line one\r\nline two\nthree", false).unwrap(), "line one\nline two\nthree");
+        for bad in ["bell\u{7}", "a\rb", "tab\there", "esc\u{1b}[31m"] {
+            assert_eq!(read(bad, false).unwrap_err()["f"], "field.no_control", "{bad:?}");
+        }
+        assert_eq!(read(&"x".repeat(51), true).unwrap_err()["f"], "field.name");
+    }
 }

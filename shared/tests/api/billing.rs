@@ -566,3 +566,75 @@ async fn a_sweep_hands_each_entry_over_once() {
     let far = app.clock.now() + chrono::Duration::days(1);
     assert!(app.ctx.stores.outbox.pending_outbox(far, None, 10).await.unwrap().is_empty(), "all handled and removed");
 }
+
+#[tokio::test]
+async fn thirty_purchases_mixing_plans_never_answer_a_server_error() {
+    let (app, admin) = shop().await;
+    let r = app.post_as("/api/services/products/STARK-MK85/plans/", &admin, plan_json("PLATINUM", 9000, 0)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let t = app.token("tony@stark.example", "tony").await;
+    credit(&app, &admin, "tony@stark.example", 10_000_000).await;
+    let app = Arc::new(app);
+    let plans = ["BASIC", "GOLD", "PLATINUM"];
+    let replies = race(&app, 30, |i| app.authed(reqwest::Method::POST, PURCHASE, &t).json(&buy(plans[i % 3]))).await;
+    let summary: Vec<_> = replies.iter().map(|r| (r.status, r.code().to_string())).collect();
+    for r in &replies {
+        let fine = matches!(r.status, 200 | 201) || (r.status, r.code()) == (409, "already_subscribed");
+        let lost = (r.status, r.code()) == (409, "lock_timeout");
+        assert!(fine || lost, "{summary:?}");
+        if lost {
+            assert_eq!(r.header("retry-after"), Some("1"), "a lock_timeout says when to come back");
+        }
+    }
+    assert!(count(&replies, 201, "") >= 1, "{summary:?}");
+    // Money is right: what left the wallet is exactly what the payments say.
+    let w = wallet(&app, &t).await;
+    let debits: i64 = w["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["type"] == "debit")
+        .map(|x| x["amount"]["amount_minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(w["balance"]["amount_minor"].as_i64().unwrap(), 10_000_000 - debits);
+    let user_id = app.get("/api/auth/me/", Some(&t)).await.body["user"]["id"].as_str().unwrap().to_string();
+    let paid: i64 =
+        app.ctx.stores.subscriptions.payments(&user_id).await.unwrap().iter().map(|p| p.amount.amount_minor).sum();
+    assert_eq!(paid, debits);
+    assert_eq!(my_subscriptions(&app, &t).await.len(), 1, "one subscription, changed in place");
+}
+
+#[tokio::test]
+async fn a_client_that_resets_its_connection_does_not_leave_its_key_stuck() {
+    use tokio::io::AsyncWriteExt;
+    let (app, admin) = shop().await;
+    let t = app.token("tony@stark.example", "tony").await;
+    credit(&app, &admin, "tony@stark.example", 100_000).await;
+    let body = buy("GOLD").to_string();
+    let raw = format!(
+        "POST {PURCHASE} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\nIdempotency-Key: abort-1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    s.write_all(raw.as_bytes()).await.unwrap();
+    // A reset (RST), not a polite close, right after the request. (A zero linger does not
+    // block on drop, which is what the deprecation warns about.)
+    #[allow(deprecated)]
+    s.set_linger(Some(std::time::Duration::ZERO)).unwrap();
+    drop(s);
+    // Well inside the key's lease: the first request finished (or released the key) by itself.
+    let started = std::time::Instant::now();
+    let r = loop {
+        let r = purchase_with_key(&app, &t, "abort-1", buy("GOLD")).await;
+        if (r.status, r.code()) != (409, "request_in_progress") || started.elapsed() > std::time::Duration::from_secs(3)
+        {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(r.status, 201, "replayed or run once, not stuck: {}", r.body);
+    assert_eq!(wallet(&app, &t).await["balance"]["amount_minor"], 95_000, "charged once");
+    assert_eq!(my_subscriptions(&app, &t).await.len(), 1);
+    let again = purchase_with_key(&app, &t, "abort-1", buy("GOLD")).await;
+    assert_eq!((again.status, again.header("idempotent-replayed")), (201, Some("true")));
+}

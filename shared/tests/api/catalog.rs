@@ -249,3 +249,43 @@ async fn products_are_served_in_the_request_language() {
     fake.fail(false);
     assert_eq!(get("de").await.body["description"], "[de] Nanotech armour.");
 }
+
+#[tokio::test]
+async fn names_are_one_line_and_descriptions_keep_only_line_breaks() {
+    let app = spawn_app().await;
+    let admin = admin(&app).await;
+    let evil = "Evil\r\nBcc: injected@attacker.test\r\nX-Injected: yes";
+    let cases = [
+        (json!({ "name": evil }), "name", "field.one_line"),
+        (json!({ "name": "Tab\there" }), "name", "field.one_line"),
+        (
+            json!({ "plans": [{ "plan_id": "GOLD", "name": evil, "period": "monthly",
+            "price": { "amount_minor": 100, "currency": "USD" }, "trial_days": 3 }] }),
+            "plans[0].name",
+            "",
+        ),
+        (json!({ "translations": { "fr": { "name": "Mal\nfait" } } }), "translations.fr.name", ""),
+        (json!({ "description": "bell\u{7} and escape \u{1b}[31m" }), "description", ""),
+    ];
+    for (i, (patch, field, _)) in cases.iter().enumerate() {
+        let mut body = product_json(&format!("EVIL-{i}"));
+        for (k, v) in patch.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = app.post_as(PRODUCTS, &admin, body).await;
+        assert_eq!((r.status, r.code()), (400, "validation_error"), "{field}: {}", r.body);
+        let fields = r.body["error"]["fields"].as_object().unwrap();
+        assert!(fields.contains_key(*field), "{field} is named: {}", r.body);
+    }
+    // Nothing of it was stored.
+    assert_eq!(app.get(PRODUCTS, None).await.body["products"], json!([]));
+    // A description may run over several lines.
+    let mut body = product_json("GOOD-ONE");
+    body["description"] = json!("Line one.\r\nLine two.\nLine three.");
+    let r = app.post_as(PRODUCTS, &admin, body).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["description"], "Line one.\nLine two.\nLine three.");
+    // And a rename is held to the same rule.
+    let r = app.patch_as("/api/services/products/GOOD-ONE/", &admin, json!({ "name": evil })).await;
+    assert_eq!((r.status, r.body["error"]["fields"]["name"].is_string()), (400, true), "{}", r.body);
+}

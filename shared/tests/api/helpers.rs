@@ -49,6 +49,28 @@ impl Storage {
         Storage { data_dir: dir.path().to_path_buf(), _keep: Some(dir), table }
     }
 
+    /// A fresh table on the DynamoDB at `endpoint` (a test's private moto_server), with the
+    /// production timeouts scaled down so an outage shows in well under a second per call.
+    #[allow(dead_code)]
+    pub async fn fresh_on(endpoint: &str) -> Storage {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let timeouts = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_millis(300))
+            .operation_attempt_timeout(std::time::Duration::from_millis(700))
+            .operation_timeout(std::time::Duration::from_millis(1500))
+            .build();
+        let iam = crate::iam::IamCheck::new();
+        let conf = aws_sdk_dynamodb::config::Builder::from(&crate::aws::sdk_config().await)
+            .endpoint_url(endpoint)
+            .timeout_config(timeouts)
+            .interceptor(iam.clone())
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(conf);
+        let table = crate::aws::unique("stark-outage");
+        DynamoStore::create_table(&client, &table).await.unwrap();
+        Storage { data_dir: dir.path().to_path_buf(), _keep: Some(dir), table: Some((client, table, iam)) }
+    }
+
     /// What the IAM check refused so far (DynamoDB only).
     pub fn iam_violations(&self) -> Vec<String> {
         self.table.as_ref().map(|(_, _, iam)| iam.violations.lock().unwrap().clone()).unwrap_or_default()
@@ -126,11 +148,27 @@ pub async fn spawn_app_translated(fake: &crate::fake_translate::FakeTranslate) -
     spawn_app_full(Storage::fresh().await, HashCost::TEST, std::time::Duration::ZERO, Some(service)).await
 }
 
+/// The app behind a server with these limits (timeouts, connection cap).
+#[allow(dead_code)] // the limits suite runs on SQLite alone: no store is involved
+pub async fn spawn_app_limited(limits: stark::local::ServerLimits) -> TestApp {
+    spawn_app_serving(Storage::fresh().await, HashCost::TEST, std::time::Duration::ZERO, None, limits).await
+}
+
 async fn spawn_app_full(
     storage: Storage,
     cost: HashCost,
     enumeration_floor: std::time::Duration,
     translations: Option<stark::i18n::TranslationService>,
+) -> TestApp {
+    spawn_app_serving(storage, cost, enumeration_floor, translations, stark::local::ServerLimits::default()).await
+}
+
+async fn spawn_app_serving(
+    storage: Storage,
+    cost: HashCost,
+    enumeration_floor: std::time::Duration,
+    translations: Option<stark::i18n::TranslationService>,
+    limits: stark::local::ServerLimits,
 ) -> TestApp {
     let clock = Arc::new(ManualClock::new(start_time()));
     let cfg = LocalConfig { hash_cost: cost, enumeration_floor, ..LocalConfig::embedded(storage.data_dir.clone()) };
@@ -145,7 +183,7 @@ async fn spawn_app_full(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server_ctx = ctx.clone();
     let server = tokio::spawn(async move {
-        stark::local::serve(server_ctx, listener, async {
+        stark::local::serve(server_ctx, listener, limits, async {
             let _ = stopped.await;
         })
         .await

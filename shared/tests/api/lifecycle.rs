@@ -405,6 +405,8 @@ async fn a_run_that_fails_halfway_is_finished_by_the_next_with_nothing_twice() {
     stores.subscriptions = Arc::new(FailingAfter { inner: stores.subscriptions.clone(), ok: 4.into() });
     let cfg = stark::config::LocalConfig {
         hash_cost: stark::security::password_hash::HashCost::TEST,
+        // A second process beside the running server: it must not take the server's leases.
+        takes_over_leases: false,
         ..stark::config::LocalConfig::embedded(app.data_dir.clone())
     };
     let (dying, queue) = stark::config::local_context_with(&cfg, app.clock.clone(), stores).await.unwrap();

@@ -188,3 +188,20 @@ async fn a_burst_of_guesses_gets_no_more_checks_than_the_lockout_allows() {
     // And the account is locked for the right one too.
     assert_eq!(app.login("tony@stark.example", PASSWORD).await.status, 429);
 }
+
+#[tokio::test]
+async fn a_password_outside_the_length_rule_is_simply_wrong() {
+    let app = spawn_app().await;
+    app.verified_user("tony@stark.example", "tony").await;
+    let wrong = app.login("tony@stark.example", "not-the-password").await;
+    for impossible in ["", &"x".repeat(129), &"é".repeat(5000)] {
+        let r = app.login("tony@stark.example", impossible).await;
+        assert_eq!((r.status, r.code()), (401, "invalid_credentials"), "{impossible:?}: {}", r.body);
+        assert_eq!(r.body, wrong.body);
+        let unknown = app.login("ghost@stark.example", impossible).await;
+        assert_eq!((unknown.status, unknown.body), (401, wrong.body.clone()));
+    }
+    // They count like any wrong guess: this is tony's fifth failure in a row.
+    let r = app.login("tony@stark.example", "short").await;
+    assert_eq!((r.status, r.code()), (429, "too_many_attempts"));
+}

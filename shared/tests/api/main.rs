@@ -8,14 +8,18 @@ mod fake_translate;
 mod helpers;
 #[path = "../support/iam.rs"]
 mod iam;
+#[path = "../support/private_moto.rs"]
+mod private_moto;
 
 mod billing;
 mod catalog;
 mod conventions;
 mod language;
 mod lifecycle;
+mod limits;
 mod login;
 mod otp;
+mod outage;
 mod signup;
 mod tokens;
 

@@ -25,6 +25,7 @@ contract!(
     the_outbox_lists_old_entries_and_deletes_them,
     codes_are_written_with_their_email,
     the_email_log_sends_each_job_once,
+    a_starting_sender_takes_over_the_leases_of_the_process_before_it,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -619,4 +620,64 @@ async fn the_email_log_sends_each_job_once(s: &Stores) {
         .unwrap();
     let rejected = SendClaim::Rejected { reason: "MessageRejected: no".into() };
     assert_eq!(s.email_log.claim_send(&refused, later, lease, keep).await.unwrap(), rejected);
+}
+
+/// A mailer that keeps what it was given.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl Mailer for Recorder {
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, SendFailure> {
+        self.0.lock().unwrap().push(email.job_id.clone());
+        Ok(format!("sent-{}", email.job_id))
+    }
+}
+
+fn code_job() -> EmailJob {
+    EmailJob {
+        job_id: uuid::Uuid::now_v7().to_string(),
+        template: EmailTemplate::OtpVerification,
+        to: Email::parse("tony@stark.example").unwrap(),
+        locale: "en".into(),
+        vars: [("code", "123456"), ("username", "tony"), ("ttl_minutes", "10")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        not_after: None,
+    }
+}
+
+async fn a_starting_sender_takes_over_the_leases_of_the_process_before_it(s: &Stores) {
+    use stark::app::notify::{Delivery, Sender, LEASE};
+    let clock = Arc::new(stark::clock::ManualClock::new(t0()));
+    let keep = t0() + Duration::days(30);
+    // The process before: it took a job and died before sending it.
+    let orphan = code_job();
+    assert_eq!(s.email_log.claim_send(&orphan.job_id, t0(), t0() + LEASE, keep).await.unwrap(), SendClaim::Claimed);
+    clock.advance(Duration::seconds(1));
+    let started = clock.now();
+    let mailer = Arc::new(Recorder::default());
+    let sender = |takes_over_before| Sender {
+        log: s.email_log.clone(),
+        mailer: mailer.clone(),
+        clock: clock.clone(),
+        takes_over_before,
+    };
+    // A sender among many (AWS) waits for the lease to run out...
+    assert!(matches!(sender(None).deliver(&orphan).await, Delivery::Retry { .. }));
+    // ...the one process of a data dir, started after the claim, sends it now.
+    assert!(matches!(sender(Some(started)).deliver(&orphan).await, Delivery::Sent { .. }));
+    assert_eq!(*mailer.0.lock().unwrap(), std::slice::from_ref(&orphan.job_id));
+    // It does not take over a lease taken after it started (its own, in flight).
+    clock.advance(Duration::seconds(1));
+    let mine = code_job();
+    assert_eq!(
+        s.email_log.claim_send(&mine.job_id, clock.now(), clock.now() + LEASE, keep).await.unwrap(),
+        SendClaim::Claimed
+    );
+    assert!(matches!(sender(Some(started)).deliver(&mine).await, Delivery::Retry { .. }));
+    // And once the lease is over, anyone may send it.
+    clock.advance(LEASE);
+    assert!(matches!(sender(None).deliver(&mine).await, Delivery::Sent { .. }));
 }

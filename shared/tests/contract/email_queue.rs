@@ -70,7 +70,7 @@ fn in_process(dir: &std::path::Path) -> (InProcessQueue, stark::app::Stores) {
     let stores = stark::app::Stores::from_adapter(store);
     let clock: Arc<dyn stark::ports::Clock> = Arc::new(SystemClock);
     let outbox = EmlOutbox::new(dir, "Stark <no-reply@stark.example>", clock.clone()).unwrap();
-    let sender = Sender { log: stores.email_log.clone(), mailer: Arc::new(outbox), clock };
+    let sender = Sender { log: stores.email_log.clone(), mailer: Arc::new(outbox), clock, takes_over_before: None };
     (InProcessQueue::start(sender, stores.outbox.clone()), stores)
 }
 

@@ -3,6 +3,8 @@
 //! indexes and conditions use. A commit is one `TransactWriteItems`.
 
 use async_trait::async_trait;
+
+use crate::adapters::aws_errors::dynamo;
 use aws_sdk_dynamodb::types::{
     AttributeValue as AV, ConditionCheck, Delete, KeysAndAttributes, TransactWriteItem, Update,
 };
@@ -144,7 +146,7 @@ impl DynamoStore {
             if let Some(l) = limit {
                 q = q.limit((l - out.len()).min(1000) as i32);
             }
-            let page = q.send().await?;
+            let page = q.send().await.map_err(dynamo)?;
             out.extend(page.items.unwrap_or_default());
             match page.last_evaluated_key {
                 Some(k) if limit.is_none_or(|l| out.len() < l) => start = Some(k),
@@ -186,7 +188,7 @@ impl CatalogStore for DynamoStore {
             Ok(()) => Ok(()),
             Err(e) => match failed_conditions(&e) {
                 Some(f) if f.first() == Some(&true) => Err(CatalogWriteError::Exists),
-                _ => Err(CatalogWriteError::Infra(e.into())),
+                _ => Err(CatalogWriteError::Infra(dynamo(e))),
             },
         }
     }
@@ -220,7 +222,7 @@ impl CatalogStore for DynamoStore {
             Err(e) => match failed_conditions(&e) {
                 Some(f) if f.first() == Some(&true) => Err(CatalogWriteError::NotFound),
                 Some(f) if f.get(1) == Some(&true) => Err(CatalogWriteError::Exists),
-                _ => Err(CatalogWriteError::Infra(e.into())),
+                _ => Err(CatalogWriteError::Infra(dynamo(e))),
             },
         }
     }
@@ -231,7 +233,7 @@ impl CatalogStore for DynamoStore {
             items.push(self.put(plan_item(&product.product_id, plan)?, None)?);
         }
         // A transaction holds at most 100 items; a product has at most 50 plans.
-        self.transact(items).await?;
+        self.transact(items).await.map_err(dynamo)?;
         Ok(())
     }
 
@@ -258,7 +260,7 @@ impl SubscriptionStore for DynamoStore {
         let mut pending = Some(HashMap::from([(self.table.clone(), keys.build()?)]));
         let mut found: Vec<Item> = Vec::new();
         while let Some(req) = pending.take() {
-            let out = self.client.batch_get_item().set_request_items(Some(req)).send().await?;
+            let out = self.client.batch_get_item().set_request_items(Some(req)).send().await.map_err(dynamo)?;
             found.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
             pending = out.unprocessed_keys.filter(|u| !u.is_empty());
         }
@@ -401,12 +403,12 @@ impl SubscriptionStore for DynamoStore {
             Err(e) => match failed_conditions(&e) {
                 Some(f) => match f.iter().zip(&meaning).find(|(failed, _)| **failed) {
                     Some((_, Some(c))) => Err(CommitError::Conflict(*c)),
-                    Some((_, None)) => Err(CommitError::Infra(e.into())),
+                    Some((_, None)) => Err(CommitError::Infra(dynamo(e))),
                     // Cancelled with no failed condition: concurrent transactions kept
                     // conflicting past the retries. The state moved; read it again.
                     None => Err(CommitError::Conflict(Conflict::Subscription)),
                 },
-                None => Err(CommitError::Infra(e.into())),
+                None => Err(CommitError::Infra(dynamo(e))),
             },
         }
     }
@@ -506,7 +508,7 @@ impl OutboxStore for DynamoStore {
                     .key_condition_expression("PK = :pk AND SK BETWEEN :after AND :before")
                     .expression_attribute_values(":after", s(a)),
             };
-            for item in q.send().await?.items.unwrap_or_default() {
+            for item in q.send().await.map_err(dynamo)?.items.unwrap_or_default() {
                 if after_sk.as_deref() == Some(get_s(&item, "SK")?) {
                     continue;
                 }
@@ -519,7 +521,13 @@ impl OutboxStore for DynamoStore {
     }
 
     async fn delete_outbox(&self, entry: &OutboxEntry) -> Result<(), InfraError> {
-        self.client.delete_item().table_name(&self.table).set_key(Some(outbox_key(entry))).send().await?;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(outbox_key(entry)))
+            .send()
+            .await
+            .map_err(dynamo)?;
         Ok(())
     }
 }

@@ -2,6 +2,8 @@
 //! redelivered SQS message sends nothing twice.
 
 use async_trait::async_trait;
+
+use crate::adapters::aws_errors::dynamo;
 use aws_sdk_dynamodb::types::AttributeValue as AV;
 use chrono::{DateTime, Utc};
 
@@ -32,7 +34,7 @@ impl EmailLog for DynamoStore {
         let held = self
             .put_or_read(
                 item,
-                "attribute_not_exists(PK) OR keep_until < :now OR (#s = :sending AND lease_until < :now)",
+                "attribute_not_exists(PK) OR keep_until <= :now OR (#s = :sending AND lease_until <= :now)",
                 &[("#s", "state")],
                 &[(":now", ts(now)), (":sending", s("sending"))],
             )
@@ -59,7 +61,8 @@ impl EmailLog for DynamoStore {
             .expression_attribute_values(":sent", s("sent"))
             .expression_attribute_values(":m", s(message_id))
             .send()
-            .await?;
+            .await
+            .map_err(dynamo)?;
         Ok(())
     }
 
@@ -74,7 +77,8 @@ impl EmailLog for DynamoStore {
             .expression_attribute_values(":to", s(to.as_str()))
             .expression_attribute_values(":why", s(reason))
             .send()
-            .await?;
+            .await
+            .map_err(dynamo)?;
         Ok(())
     }
 

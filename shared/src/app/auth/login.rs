@@ -28,7 +28,15 @@ fn lockout_key(email: &Email) -> String {
 /// The attempt is counted as a failure *before* the password is checked, in one
 /// compare-and-swap that also refuses a locked email: a burst of parallel guesses therefore
 /// gets no more checks than the lockout allows. A success clears the count afterwards.
-pub async fn login(ctx: &AppContext, email: &Email, password: &Password) -> Result<(User, Session), LoginError> {
+///
+/// `password` is None when the submitted one breaks the length rule: it cannot be right, so
+/// it is a wrong password like any other, counted and checked against the dummy hash at the
+/// same cost, and answered `InvalidCredentials`.
+pub async fn login(
+    ctx: &AppContext,
+    email: &Email,
+    password: Option<&Password>,
+) -> Result<(User, Session), LoginError> {
     let now = ctx.clock.now();
     let key = lockout_key(email);
     let throttle_store = ctx.stores.throttle.as_ref();
@@ -41,8 +49,14 @@ pub async fn login(ctx: &AppContext, email: &Email, password: &Password) -> Resu
     .map_err(LoginError::Locked)?;
 
     let user = ctx.stores.users.user_by_email(email).await?;
-    let verdict = ctx.passwords.verify(password, user.as_ref().map(|u| &u.password_hash)).await?;
-    let (user, needs_rehash) = match (user, verdict) {
+    let verdict = match password {
+        Some(password) => ctx.passwords.verify(password, user.as_ref().map(|u| &u.password_hash)).await?,
+        None => {
+            ctx.passwords.verify(&Password::stand_in(), None).await?;
+            Verdict::Mismatch
+        }
+    };
+    let (user, needs_rehash) = match (user.filter(|_| password.is_some()), verdict) {
         (Some(user), Verdict::Match { needs_rehash }) => (user, needs_rehash),
         _ => {
             return match counted.value.locked(now) {
@@ -59,7 +73,7 @@ pub async fn login(ctx: &AppContext, email: &Email, password: &Password) -> Resu
     if !user.email_verified {
         return Err(LoginError::EmailNotVerified);
     }
-    if needs_rehash {
+    if let (true, Some(password)) = (needs_rehash, password) {
         let fresh = ctx.passwords.hash(password).await?;
         // Conditional on the old hash: a password reset that landed meanwhile wins.
         ctx.stores.users.set_password_hash(&user.id, &user.password_hash, &fresh).await?;

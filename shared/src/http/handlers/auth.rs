@@ -98,10 +98,11 @@ pub async fn login(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse, Ap
     let body = object(&req.body)?;
     let mut f = Fields::new(&body);
     let email = email_field(&mut f);
-    // The length rule depends on the input alone, so a 400 here reveals nothing about accounts.
-    let password = password_field(&mut f, "password");
+    // A password outside the length rule cannot be right: it is simply wrong (401, with the
+    // same work as any wrong password), not a validation error.
+    let password = f.required("password", |s| Ok::<_, ()>(Password::parse(s).ok()), |_| "field.string");
     f.finish()?;
-    let (user, session) = uc::login(ctx, &take(email)?, &take(password)?).await.map_err(|e| match e {
+    let (user, session) = uc::login(ctx, &take(email)?, take(password)?.as_ref()).await.map_err(|e| match e {
         LoginError::InvalidCredentials => ApiError::client(StatusCode::UNAUTHORIZED, "invalid_credentials"),
         LoginError::EmailNotVerified => ApiError::client(StatusCode::FORBIDDEN, "email_not_verified"),
         LoginError::Locked(wait) => ApiError::too_many("too_many_attempts", wait.0),

@@ -18,10 +18,17 @@ use crate::ports::{ClaimOutcome, IdempotencyClaim, IdempotencyCompletion, Stored
 /// Transactions shown with the wallet.
 pub const WALLET_TRANSACTIONS: usize = 50;
 pub const IDEMPOTENCY_KEY_MAX: usize = 255;
-/// How long an Idempotency-Key is kept, and how long a running request holds it before a
-/// repeat may take over (a request that died).
+/// How long an Idempotency-Key is kept.
 const IDEMPOTENCY_HOURS: i64 = 24;
-const IDEMPOTENCY_LOCK_SECS: i64 = 60;
+/// How long a running request holds its key before a repeat with the same body may take
+/// over: the request timeout, the purchase Lambda's 10 s (`template.yaml`'s Globals; a test
+/// holds the two together). Lambda ends an invocation by then, so a claim older than that
+/// belongs to a request that is gone, and a retry after it runs (or replays) instead of
+/// getting 409 `request_in_progress`. Locally a request's handler is not cancelled when its
+/// client goes away, so it completes or releases its key itself; only a killed process
+/// leaves one for the lease to free. A request that outlives its lease anyway cannot
+/// double-charge: its commit is conditional on still holding the claim.
+pub const IDEMPOTENCY_LEASE_SECS: i64 = 10;
 
 fn billing_error(e: BillingError) -> ApiError {
     use BillingError::*;
@@ -38,6 +45,7 @@ fn billing_error(e: BillingError) -> ApiError {
         UserNotFound => (StatusCode::NOT_FOUND, "user_not_found"),
         BalanceLimit => (StatusCode::UNPROCESSABLE_ENTITY, "balance_limit_exceeded"),
         RequestInProgress => (StatusCode::CONFLICT, "request_in_progress"),
+        LockTimeout(e) => return ApiError::Internal(e.into()),
         Infra(e) => return ApiError::Internal(e),
     };
     ApiError::client(status, code)
@@ -175,7 +183,7 @@ pub async fn purchase(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse,
                 key: key.clone(),
                 request_hash: request_hash("purchase", &Value::Object(body.clone())),
                 token: uuid::Uuid::new_v4().to_string(),
-                lock_until: now + chrono::Duration::seconds(IDEMPOTENCY_LOCK_SECS),
+                lock_until: now + chrono::Duration::seconds(IDEMPOTENCY_LEASE_SECS),
                 expires_at: now + chrono::Duration::hours(IDEMPOTENCY_HOURS),
             };
             match ctx.stores.idempotency.claim_idempotency(&claim, now).await? {
@@ -198,12 +206,13 @@ pub async fn purchase(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse,
         (Ok(outcome), _) => Ok(replay(&respond(&outcome), false)),
         (Err(e), None) => Err(billing_error(e)),
         (Err(BillingError::RequestInProgress), Some(_)) => Err(billing_error(BillingError::RequestInProgress)),
-        (Err(BillingError::Infra(e)), Some(t)) => {
-            // Our failure, not an answer: free the key so a retry runs again.
+        (Err(e @ (BillingError::Infra(_) | BillingError::LockTimeout(_))), Some(t)) => {
+            // Not an answer (our failure, an outage, lost races): free the key so a retry
+            // runs again.
             if let Err(release) = ctx.stores.idempotency.release_idempotency(&caller.user_id, &t.key, &t.token).await {
                 tracing::warn!(error = %release, "idempotency key could not be released");
             }
-            Err(ApiError::Internal(e))
+            Err(billing_error(e))
         }
         (Err(e), Some(t)) => {
             // A refusal (402, 404, 409…) is an outcome: keep it for replays.
@@ -255,7 +264,7 @@ pub async fn credit(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse, A
     let mut f = Fields::new(&body);
     let email = f.required("email", crate::domain::Email::parse, |_| "field.email");
     let amount = f.integer("amount_minor", true, 1..=crate::domain::MAX_CREDIT_MINOR, "field.credit_amount");
-    let reference = f.text("reference", false, 1, 200, "field.reference");
+    let reference = f.line("reference", false, 1, 200, "field.reference");
     f.finish()?;
     let balance = uc::credit(ctx, &take(email)?, take(amount)?, reference).await.map_err(billing_error)?;
     Ok(ApiResponse::json(StatusCode::OK, &json!({ "balance": balance })))

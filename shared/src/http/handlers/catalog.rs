@@ -56,7 +56,7 @@ fn plan_at(f: &mut Fields<'_>, value: &Value, path: &str) -> Option<Plan> {
 /// The fields of a plan object.
 fn plan_fields(f: &mut Fields<'_>) -> Option<Plan> {
     let plan_id = f.required("plan_id", PlanId::parse, |_| "field.plan_id");
-    let name = f.text("name", true, 1, MAX_NAME_CHARS, "field.name");
+    let name = f.line("name", true, 1, MAX_NAME_CHARS, "field.name");
     let period = f.required(
         "period",
         |s| match s {
@@ -126,7 +126,7 @@ fn translations(f: &mut Fields<'_>) -> Option<BTreeMap<String, TextTranslation>>
             continue;
         };
         let mut t = Fields::nested(fields, &f.path(&path));
-        let name = t.text("name", false, 1, MAX_NAME_CHARS, "field.name");
+        let name = t.line("name", false, 1, MAX_NAME_CHARS, "field.name");
         let description = t.text("description", false, 0, MAX_DESCRIPTION_CHARS, "field.description");
         f.absorb(t);
         out.insert(lang.clone(), TextTranslation { name, description });
@@ -138,7 +138,7 @@ fn translations(f: &mut Fields<'_>) -> Option<BTreeMap<String, TextTranslation>>
 pub fn new_product(body: &Map<String, Value>) -> Result<NewProduct, ApiError> {
     let mut f = Fields::new(body);
     let product_id = f.required("product_id", ProductId::parse, |_| "field.product_id");
-    let name = f.text("name", true, 1, MAX_NAME_CHARS, "field.name");
+    let name = f.line("name", true, 1, MAX_NAME_CHARS, "field.name");
     let description = f.text("description", true, 0, MAX_DESCRIPTION_CHARS, "field.description");
     let translations = translations(&mut f).unwrap_or_default();
     let mut plans = Vec::new();
@@ -218,7 +218,7 @@ pub async fn update(ctx: &AppContext, params: &PathParams, req: &ApiRequest) -> 
     let body = object(&req.body)?;
     let mut f = Fields::new(&body);
     let patch = ProductPatch {
-        name: f.text("name", false, 1, MAX_NAME_CHARS, "field.name"),
+        name: f.line("name", false, 1, MAX_NAME_CHARS, "field.name"),
         description: f.text("description", false, 0, MAX_DESCRIPTION_CHARS, "field.description"),
         translations: translations(&mut f),
         status: f.optional("status", |s| ProductStatus::parse(s).ok_or(()), |_| "field.status"),
