@@ -7,6 +7,8 @@ mod aws;
 mod fake_translate;
 #[path = "api/helpers.rs"]
 mod helpers;
+#[path = "support/parsed_mail.rs"]
+mod parsed_mail;
 #[path = "support/iam.rs"]
 mod iam;
 #[path = "support/private_moto.rs"]

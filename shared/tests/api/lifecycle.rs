@@ -100,7 +100,8 @@ fn balance(w: &Value) -> i64 {
     w["balance"]["amount_minor"].as_i64().unwrap()
 }
 
-/// The emails of one template sent to `to`, oldest first.
+/// The emails of one template sent to `to`, oldest first: subject and text part, decoded
+/// as a mail client reads them.
 fn sent(app: &TestApp, to: &str, template: &str) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(app.outbox()) else { return Vec::new() };
     let mut names: Vec<_> = dir
@@ -111,8 +112,10 @@ fn sent(app: &TestApp, to: &str, template: &str) -> Vec<String> {
     names.sort();
     names
         .into_iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter(|eml| eml.contains(&format!("\r\nTo: {to}\r\n")))
+        .filter_map(|p| std::fs::read(p).ok())
+        .map(|raw| crate::parsed_mail::parse(&raw))
+        .filter(|mail| mail.recipients.iter().any(|r| r == to))
+        .map(|mail| format!("{}\n{}", mail.subject, mail.text))
         .collect()
 }
 

@@ -6,6 +6,8 @@ mod aws;
 #[path = "../support/fake_translate.rs"]
 mod fake_translate;
 mod helpers;
+#[path = "../support/parsed_mail.rs"]
+mod parsed_mail;
 #[path = "../support/iam.rs"]
 mod iam;
 #[path = "../support/private_moto.rs"]
