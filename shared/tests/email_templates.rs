@@ -161,8 +161,8 @@ const HEADERS: [&str; 7] = ["Content-Type", "Date", "From", "MIME-Version", "Mes
 fn hostile_job(template: EmailTemplate, lang: Lang) -> EmailJob {
     let mut j = job(template, lang);
     for (name, value) in j.vars.iter_mut() {
-        // The amount is a number the renderer parses (a bad one is refused, below).
-        if name != "amount_minor" && name != "currency" {
+        // The amounts are numbers the renderer parses (a bad one is refused, below).
+        if !["amount_minor", "balance_minor", "currency"].contains(&name.as_str()) {
             *value = HOSTILE.to_string();
         }
     }
