@@ -2,6 +2,7 @@
 //! (`config.rs`), never by `cfg` flags.
 
 pub mod amazon_translate;
+pub mod cached_catalog;
 pub mod dynamodb;
 pub mod eml_outbox;
 pub mod inprocess_queue;

@@ -137,11 +137,11 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
+        let call = tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut guard).map_err(anyhow::Error::from)
-        })
-        .await?
+        });
+        crate::timing::time_async(crate::timing::Part::Io, call).await?
     }
 }
 
