@@ -49,6 +49,12 @@ impl Storage {
         Storage { data_dir: dir.path().to_path_buf(), _keep: Some(dir), table }
     }
 
+    /// How many DynamoDB requests the server has made so far for `endpoint` (DynamoDB only).
+    pub fn dynamodb_calls(&self, endpoint: stark::http::Endpoint) -> usize {
+        let (_, _, iam) = self.table.as_ref().expect("counted on the DynamoDB store only");
+        iam.calls.lock().unwrap().iter().filter(|(e, _)| *e == endpoint).count()
+    }
+
     /// What the IAM check refused so far (DynamoDB only).
     pub fn iam_violations(&self) -> Vec<String> {
         self.table.as_ref().map(|(_, _, iam)| iam.violations.lock().unwrap().clone()).unwrap_or_default()
@@ -171,6 +177,10 @@ impl Drop for TestApp {
 
 impl TestApp {
     /// Stops the server and hands back its storage, to start another on it.
+    pub fn storage(&self) -> &Storage {
+        self.storage.as_ref().expect("storage")
+    }
+
     pub async fn stop(mut self) -> Storage {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
