@@ -13,3 +13,4 @@ pub mod lambda;
 pub mod local;
 pub mod ports;
 pub mod security;
+pub mod timing;

@@ -141,7 +141,7 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
+        let call = tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut guard).map_err(|e| {
                 // A write that failed halfway leaves no transaction open behind it, so the
@@ -151,8 +151,8 @@ impl SqliteStore {
                 }
                 classify(e)
             })
-        })
-        .await?
+        });
+        crate::timing::time_async(crate::timing::Part::Io, call).await?
     }
 }
 

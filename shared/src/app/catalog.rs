@@ -176,6 +176,17 @@ pub async fn active_product(ctx: &AppContext, id: &ProductId) -> Result<Option<P
     Ok(ctx.stores.catalog.product(id).await?.filter(|p| p.status == ProductStatus::Active))
 }
 
+/// An active product for a catalog page: from the product list, which is kept in process
+/// memory for a short bound; a product not in it (made by another process since) is read
+/// from the store.
+pub async fn listed_product(ctx: &AppContext, id: &ProductId) -> Result<Option<Product>, InfraError> {
+    match ctx.stores.catalog.list_products().await?.into_iter().find(|p| &p.product_id == id) {
+        Some(p) => Ok(Some(p).filter(|p| p.status == ProductStatus::Active)),
+        None => active_product(ctx, id).await,
+    }
+}
+
+/// Every active product, from the product list kept in process memory for a short bound.
 pub async fn active_products(ctx: &AppContext) -> Result<Vec<Product>, InfraError> {
     let mut all = ctx.stores.catalog.list_products().await?;
     all.retain(|p| p.status == ProductStatus::Active);

@@ -44,7 +44,11 @@ impl Stores {
             otps: adapter.clone(),
             throttle: adapter.clone(),
             refresh_tokens: adapter.clone(),
-            catalog: adapter.clone(),
+            // Catalog pages read the product list from process memory (see the module).
+            catalog: Arc::new(crate::adapters::cached_catalog::CachedCatalog::new(
+                adapter.clone(),
+                crate::adapters::cached_catalog::CATALOG_TTL,
+            )),
             subscriptions: adapter.clone(),
             idempotency: adapter.clone(),
             outbox: adapter.clone(),

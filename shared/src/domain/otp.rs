@@ -81,6 +81,10 @@ impl OtpRecord {
 /// HMAC-SHA256 keyed by the server pepper, bound to the purpose and the address so that a
 /// code cannot be replayed for another purpose or account.
 pub fn otp_mac(pepper: &[u8], purpose: OtpPurpose, email: &Email, code: &OtpCode) -> String {
+    crate::timing::time(crate::timing::Part::Crypto, || mac_hex(pepper, purpose, email, code))
+}
+
+fn mac_hex(pepper: &[u8], purpose: OtpPurpose, email: &Email, code: &OtpCode) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(pepper).expect("HMAC takes any key length");
     mac.update(purpose.as_str().as_bytes());
     mac.update(&[0]);

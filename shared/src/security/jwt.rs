@@ -114,7 +114,7 @@ impl TokenSigner {
         let header = B64.encode(br#"{"alg":"EdDSA","typ":"JWT"}"#);
         let payload = B64.encode(serde_json::to_vec(&claims).expect("claims serialize"));
         let signing_input = format!("{header}.{payload}");
-        let sig = self.key.sign(signing_input.as_bytes());
+        let sig = crate::timing::time(crate::timing::Part::Crypto, || self.key.sign(signing_input.as_bytes()));
         (format!("{signing_input}.{}", B64.encode(sig.to_bytes())), claims)
     }
 }
@@ -139,7 +139,10 @@ impl TokenVerifier {
         let sig_bytes: [u8; 64] = B64.decode(s).ok().and_then(|b| b.try_into().ok()).ok_or(TokenError::Signature)?;
         let sig = Signature::from_bytes(&sig_bytes);
         let signing_input_len = h.len() + 1 + p.len();
-        self.key.verify_strict(&token.as_bytes()[..signing_input_len], &sig).map_err(|_| TokenError::Signature)?;
+        crate::timing::time(crate::timing::Part::Crypto, || {
+            self.key.verify_strict(&token.as_bytes()[..signing_input_len], &sig)
+        })
+        .map_err(|_| TokenError::Signature)?;
         let claims: Claims =
             B64.decode(p).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or(TokenError::Malformed)?;
         if claims.iss != ISSUER || claims.aud != AUDIENCE {

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 /// Refresh tokens are stored by the hex SHA-256 of their value: a leaked table holds no
 /// usable token.
 pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    crate::timing::time(crate::timing::Part::Crypto, || hex::encode(Sha256::digest(token.as_bytes())))
 }
 
 /// 256 random bits, base64url.

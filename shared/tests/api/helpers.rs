@@ -71,6 +71,13 @@ impl Storage {
         Storage { data_dir: dir.path().to_path_buf(), _keep: Some(dir), table: Some((client, table, iam)) }
     }
 
+    /// How many DynamoDB requests the server has made so far for `endpoint` (DynamoDB only).
+    #[allow(dead_code)] // the DynamoDB suite only
+    pub fn dynamodb_calls(&self, endpoint: stark::http::Endpoint) -> usize {
+        let (_, _, iam) = self.table.as_ref().expect("counted on the DynamoDB store only");
+        iam.calls.lock().unwrap().iter().filter(|(e, _)| *e == endpoint).count()
+    }
+
     /// What the IAM check refused so far (DynamoDB only).
     pub fn iam_violations(&self) -> Vec<String> {
         self.table.as_ref().map(|(_, _, iam)| iam.violations.lock().unwrap().clone()).unwrap_or_default()
@@ -215,6 +222,11 @@ impl Drop for TestApp {
 
 impl TestApp {
     /// Stops the server and hands back its storage, to start another on it.
+    #[allow(dead_code)] // the DynamoDB suite only
+    pub fn storage(&self) -> &Storage {
+        self.storage.as_ref().expect("storage")
+    }
+
     pub async fn stop(mut self) -> Storage {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());

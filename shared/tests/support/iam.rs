@@ -137,11 +137,17 @@ fn touches(ctx: &BeforeSerializationInterceptorContextRef<'_>) -> Result<Vec<(&'
 pub struct IamCheck {
     policies: Arc<HashMap<String, Vec<Statement>>>,
     pub violations: Arc<Mutex<Vec<String>>>,
+    /// Every DynamoDB request made while serving an endpoint: (endpoint, action of each item).
+    pub calls: Arc<Mutex<Vec<(Endpoint, &'static str)>>>,
 }
 
 impl IamCheck {
     pub fn new() -> Self {
-        IamCheck { policies: Arc::new(policies()), violations: Arc::new(Mutex::new(Vec::new())) }
+        IamCheck {
+            policies: Arc::new(policies()),
+            violations: Arc::new(Mutex::new(Vec::new())),
+            calls: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 
     fn lambda_of(endpoint: Endpoint) -> &'static str {
@@ -184,6 +190,10 @@ impl Intercept for IamCheck {
         let mut refused = Vec::new();
         match touches(context) {
             Ok(items) => {
+                // Counted per endpoint; a worker's calls have none.
+                if let Ok(endpoint) = stark::http::SERVING.try_with(|e| *e) {
+                    self.calls.lock().unwrap().extend(items.iter().map(|(action, _)| (endpoint, *action)));
+                }
                 for (action, key) in items {
                     if !self.allowed(lambda, action, key.as_deref()) {
                         refused

@@ -77,7 +77,10 @@ pub async fn forgot_password(ctx: &AppContext, email: &Email) -> Result<(), Send
 async fn with_floor<T>(ctx: &AppContext, work: impl std::future::Future<Output = T>) -> T {
     let done_at = tokio::time::Instant::now() + ctx.enumeration_floor;
     let out = work.await;
-    tokio::time::sleep_until(done_at).await;
+    // A deadline already past would still wait for the timer's next tick (about 1 ms).
+    if tokio::time::Instant::now() < done_at {
+        tokio::time::sleep_until(done_at).await;
+    }
     out
 }
 

@@ -115,7 +115,7 @@ pub fn request_hash(endpoint: &str, body: &Value) -> String {
     let mut s = String::from(endpoint);
     s.push('\n');
     canonical(body, &mut s);
-    hex::encode(Sha256::digest(s.as_bytes()))
+    crate::timing::time(crate::timing::Part::Crypto, || hex::encode(Sha256::digest(s.as_bytes())))
 }
 
 fn stored(status: StatusCode, key: &str, body: Value) -> StoredResponse {

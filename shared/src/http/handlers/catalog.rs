@@ -199,7 +199,7 @@ pub async fn list(ctx: &AppContext) -> Result<ApiResponse, ApiError> {
 
 pub async fn get(ctx: &AppContext, params: &PathParams) -> Result<ApiResponse, ApiError> {
     let id = path_product_id(params)?;
-    let product = uc::active_product(ctx, &id)
+    let product = uc::listed_product(ctx, &id)
         .await?
         .ok_or_else(|| ApiError::client(StatusCode::NOT_FOUND, "product_not_found"))?;
     Ok(ApiResponse::json(StatusCode::OK, &views::product(ctx, &product).await))
