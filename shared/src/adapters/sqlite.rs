@@ -125,6 +125,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(commerce::SCHEMA)?;
         conn.execute_batch(email_log::SCHEMA)?;
@@ -156,6 +157,33 @@ impl SqliteStore {
     }
 }
 
+/// Every statement is compiled once per connection and kept in rusqlite's cache: compiling
+/// one costs more than running most of ours (a lifecycle renewal runs about twenty).
+pub(super) const STATEMENT_CACHE: usize = 256;
+
+/// `execute` and `query_row` through the statement cache.
+pub(super) trait Cached {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 /// A failure of the database file (busy or locked past the busy timeout, read-only, an I/O
 /// error, a full disk, a file that cannot be opened) is the store's, not a bug of ours:
 /// marked [`Unavailable`], it is answered 503 and the next request may well succeed.
@@ -179,7 +207,7 @@ fn classify(e: rusqlite::Error) -> InfraError {
 #[async_trait]
 impl StorePing for SqliteStore {
     async fn ping(&self) -> Result<(), InfraError> {
-        self.run(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+        self.run(|c| c.row("SELECT 1", [], |_| Ok(()))).await
     }
 }
 
@@ -193,7 +221,7 @@ impl UserStore for SqliteStore {
             .run(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let exists = |sql: &str, value: &str| -> rusqlite::Result<bool> {
-                    Ok(tx.query_row(sql, [value], |_| Ok(())).optional()?.is_some())
+                    Ok(tx.row(sql, [value], |_| Ok(())).optional()?.is_some())
                 };
                 // Email first, as on DynamoDB: when both are taken, the email is what we report.
                 if exists("SELECT 1 FROM users WHERE email = ?1", u.email.as_str())? {
@@ -202,7 +230,7 @@ impl UserStore for SqliteStore {
                 if exists("SELECT 1 FROM users WHERE username_key = ?1", &u.username.canonical())? {
                     return Ok(Err(CreateUserError::UsernameTaken));
                 }
-                tx.execute(
+                tx.exec(
                     &format!("INSERT INTO users ({USER_COLUMNS}, username_key) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"),
                     params![
                         u.id, u.email.as_str(), u.username.as_str(), u.role.as_str(), u.email_verified,
@@ -210,7 +238,7 @@ impl UserStore for SqliteStore {
                         u.username.canonical()
                     ],
                 )?;
-                tx.execute(
+                tx.exec(
                     "INSERT OR REPLACE INTO otps (email, purpose, code_mac, attempts, created_at, expires_at) VALUES (?1,?2,?3,?4,?5,?6)",
                     params![u.email.as_str(), OtpPurpose::Verification.as_str(), otp.code_mac, otp.attempts, ts(otp.created_at), ts(otp.expires_at)],
                 )?;
@@ -225,7 +253,7 @@ impl UserStore for SqliteStore {
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, InfraError> {
         let email = email.as_str().to_string();
         self.run(move |c| {
-            c.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"), [email], user_from_row)
+            c.row(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"), [email], user_from_row)
                 .optional()
         })
         .await
@@ -234,7 +262,7 @@ impl UserStore for SqliteStore {
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, InfraError> {
         let id = id.to_string();
         self.run(move |c| {
-            c.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id], user_from_row).optional()
+            c.row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id], user_from_row).optional()
         })
         .await
     }
@@ -247,7 +275,7 @@ impl UserStore for SqliteStore {
     ) -> Result<bool, InfraError> {
         let (id, old, h) = (user_id.to_string(), expected.0.clone(), hash.0.clone());
         self.run(move |c| {
-            c.execute("UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2", params![id, old, h])
+            c.exec("UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2", params![id, old, h])
                 .map(|n| n == 1)
         })
         .await
@@ -256,7 +284,7 @@ impl UserStore for SqliteStore {
     async fn set_role(&self, user_id: &str, role: Role) -> Result<bool, InfraError> {
         let id = user_id.to_string();
         self.run(move |c| {
-            c.execute("UPDATE users SET role = ?2 WHERE id = ?1", params![id, role.as_str()]).map(|n| n == 1)
+            c.exec("UPDATE users SET role = ?2 WHERE id = ?1", params![id, role.as_str()]).map(|n| n == 1)
         })
         .await
     }
@@ -274,7 +302,7 @@ impl OtpStore for SqliteStore {
         let (email, otp, outbox) = (email.as_str().to_string(), otp.clone(), outbox.to_vec());
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute(
+            tx.exec(
                 "INSERT OR REPLACE INTO otps (email, purpose, code_mac, attempts, created_at, expires_at) VALUES (?1,?2,?3,?4,?5,?6)",
                 params![email, purpose.as_str(), otp.code_mac, otp.attempts, ts(otp.created_at), ts(otp.expires_at)],
             )?;
@@ -287,7 +315,7 @@ impl OtpStore for SqliteStore {
     async fn get_otp(&self, email: &Email, purpose: OtpPurpose) -> Result<Option<OtpRecord>, InfraError> {
         let email = email.as_str().to_string();
         self.run(move |c| {
-            c.query_row(
+            c.row(
                 "SELECT code_mac, attempts, created_at, expires_at FROM otps WHERE email = ?1 AND purpose = ?2",
                 params![email, purpose.as_str()],
                 otp_from_row,
@@ -305,7 +333,7 @@ impl OtpStore for SqliteStore {
     ) -> Result<Option<OtpRecord>, InfraError> {
         let email = email.as_str().to_string();
         self.run(move |c| {
-            c.query_row(
+            c.row(
                 "UPDATE otps SET attempts = attempts + 1 WHERE email = ?1 AND purpose = ?2 AND attempts < ?3 \
                  RETURNING code_mac, attempts, created_at, expires_at",
                 params![email, purpose.as_str(), max],
@@ -319,7 +347,7 @@ impl OtpStore for SqliteStore {
     async fn delete_otp(&self, email: &Email, purpose: OtpPurpose, code_mac: &str) -> Result<(), InfraError> {
         let (email, mac) = (email.as_str().to_string(), code_mac.to_string());
         self.run(move |c| {
-            c.execute(
+            c.exec(
                 "DELETE FROM otps WHERE email = ?1 AND purpose = ?2 AND code_mac = ?3",
                 params![email, purpose.as_str(), mac],
             )
@@ -338,7 +366,7 @@ impl OtpStore for SqliteStore {
         let (email, mac, redemption) = (email.as_str().to_string(), code_mac.to_string(), redemption.clone());
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let deleted = tx.execute(
+            let deleted = tx.exec(
                 "DELETE FROM otps WHERE email = ?1 AND purpose = ?2 AND code_mac = ?3",
                 params![email, purpose.as_str(), mac],
             )?;
@@ -347,10 +375,10 @@ impl OtpStore for SqliteStore {
             }
             match redemption {
                 OtpRedemption::VerifyEmail { user_id } => {
-                    tx.execute("UPDATE users SET email_verified = 1 WHERE id = ?1", [user_id])?;
+                    tx.exec("UPDATE users SET email_verified = 1 WHERE id = ?1", [user_id])?;
                 }
                 OtpRedemption::ResetPassword { user_id, new_hash } => {
-                    tx.execute(
+                    tx.exec(
                         "UPDATE users SET password_hash = ?2, email_verified = 1, token_generation = token_generation + 1 WHERE id = ?1",
                         params![user_id, new_hash.0],
                     )?;
@@ -369,7 +397,7 @@ impl ThrottleStore for SqliteStore {
         let key = key.to_string();
         self.run(move |c| {
             let row: Option<(String, i64, String)> = c
-                .query_row("SELECT value, version, expires_at FROM throttle WHERE key = ?1", [key], |r| {
+                .row("SELECT value, version, expires_at FROM throttle WHERE key = ?1", [key], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })
                 .optional()?;
@@ -395,11 +423,11 @@ impl ThrottleStore for SqliteStore {
         let (key, value) = (key.to_string(), value.to_string());
         self.run(move |c| {
             let n = match expected {
-                None => c.execute(
+                None => c.exec(
                     "INSERT OR IGNORE INTO throttle (key, value, version, expires_at) VALUES (?1, ?2, 1, ?3)",
                     params![key, value, ts(expires_at)],
                 )?,
-                Some(v) => c.execute(
+                Some(v) => c.exec(
                     "UPDATE throttle SET value = ?2, version = version + 1, expires_at = ?3 WHERE key = ?1 AND version = ?4",
                     params![key, value, ts(expires_at), v as i64],
                 )?,
@@ -422,7 +450,7 @@ fn refresh_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RefreshTokenRec
 }
 
 fn insert_refresh(tx: &rusqlite::Transaction<'_>, r: &RefreshTokenRecord) -> rusqlite::Result<usize> {
-    tx.execute(
+    tx.exec(
         "INSERT INTO refresh_tokens (token_hash, user_id, family_id, generation, rotated, expires_at) VALUES (?1,?2,?3,?4,?5,?6)",
         params![r.token_hash, r.user_id, r.family_id, r.generation as i64, r.rotated, ts(r.expires_at)],
     )
@@ -434,7 +462,7 @@ impl RefreshTokenStore for SqliteStore {
         let r = first.clone();
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute(
+            tx.exec(
                 "INSERT INTO refresh_families (family_id, user_id, revoked, expires_at) VALUES (?1, ?2, 0, ?3)",
                 params![r.family_id, r.user_id, ts(r.expires_at)],
             )?;
@@ -447,7 +475,7 @@ impl RefreshTokenStore for SqliteStore {
     async fn get_refresh(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>, InfraError> {
         let h = token_hash.to_string();
         self.run(move |c| {
-            c.query_row(
+            c.row(
                 "SELECT token_hash, user_id, family_id, generation, rotated, expires_at FROM refresh_tokens WHERE token_hash = ?1",
                 [h],
                 refresh_from_row,
@@ -463,26 +491,26 @@ impl RefreshTokenStore for SqliteStore {
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let row: Option<(String, bool)> = tx
-                .query_row("SELECT family_id, rotated FROM refresh_tokens WHERE token_hash = ?1", [&old], |r| {
+                .row("SELECT family_id, rotated FROM refresh_tokens WHERE token_hash = ?1", [&old], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()?;
             let Some((family, rotated)) = row else { return Ok(Rotation::NotFound) };
             let revoked: bool = tx
-                .query_row("SELECT revoked FROM refresh_families WHERE family_id = ?1", [&family], |r| r.get(0))
+                .row("SELECT revoked FROM refresh_families WHERE family_id = ?1", [&family], |r| r.get(0))
                 .optional()?
                 .unwrap_or(true);
             if revoked {
                 return Ok(Rotation::FamilyRevoked);
             }
             if rotated {
-                tx.execute("UPDATE refresh_families SET revoked = 1 WHERE family_id = ?1", [&family])?;
+                tx.exec("UPDATE refresh_families SET revoked = 1 WHERE family_id = ?1", [&family])?;
                 tx.commit()?;
                 return Ok(Rotation::ReuseDetected);
             }
-            tx.execute("UPDATE refresh_tokens SET rotated = 1 WHERE token_hash = ?1", [&old])?;
+            tx.exec("UPDATE refresh_tokens SET rotated = 1 WHERE token_hash = ?1", [&old])?;
             // The family lives as long as its newest token.
-            tx.execute(
+            tx.exec(
                 "UPDATE refresh_families SET expires_at = ?2 WHERE family_id = ?1",
                 params![family, ts(next.expires_at)],
             )?;
@@ -495,7 +523,7 @@ impl RefreshTokenStore for SqliteStore {
 
     async fn revoke_family(&self, family_id: &str) -> Result<(), InfraError> {
         let f = family_id.to_string();
-        self.run(move |c| c.execute("UPDATE refresh_families SET revoked = 1 WHERE family_id = ?1", [f]).map(|_| ()))
+        self.run(move |c| c.exec("UPDATE refresh_families SET revoked = 1 WHERE family_id = ?1", [f]).map(|_| ()))
             .await
     }
 }

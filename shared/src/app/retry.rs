@@ -5,6 +5,10 @@
 //! jittered, growing backoff, so a burst spreads out instead of colliding again in lockstep,
 //! and tries again until a time budget is spent. Past the budget it gives up with
 //! [`LockTimeout`], which the HTTP layer answers 409 `lock_timeout` with `Retry-After`.
+//! The budget counts from the first attempt, so a slow store eats into it; every loser
+//! still gets a few re-decides whatever the I/O took, because one re-read is usually all it
+//! takes to reach the real answer (the money is gone: 402), and a slow store must not turn
+//! that answer into a 409.
 //!
 //! ```ignore
 //! let mut races = RetryPolicy::RACES.start("purchase");
@@ -42,6 +46,8 @@ pub struct RetryPolicy {
     /// …up to this. Each wait is drawn uniformly from zero to the current backoff ("full
     /// jitter").
     pub max_backoff: Duration,
+    /// Lost races that are always tried again, however long the attempts took.
+    pub min_retries: u32,
 }
 
 impl RetryPolicy {
@@ -52,6 +58,7 @@ impl RetryPolicy {
         budget: Duration::from_secs(3),
         first_backoff: Duration::from_millis(4),
         max_backoff: Duration::from_millis(250),
+        min_retries: 3,
     };
 
     /// Starts counting for one use case; `what` names it in the error and the log.
@@ -77,7 +84,7 @@ impl Races {
         let ceiling = self.policy.first_backoff.saturating_mul(1u32 << self.lost.min(16)).min(self.policy.max_backoff);
         self.lost += 1;
         let wait = ceiling.mul_f64(rand::Rng::gen_range(&mut rand::thread_rng(), 0.0..=1.0));
-        if self.started.elapsed() + wait > self.policy.budget {
+        if self.lost > self.policy.min_retries && self.started.elapsed() + wait > self.policy.budget {
             tracing::warn!(what = self.what, lost = self.lost, "gave up after losing races for the whole budget");
             return Err(LockTimeout { what: self.what, budget: self.policy.budget });
         }
@@ -101,6 +108,7 @@ mod tests {
             budget: Duration::from_millis(60),
             first_backoff: Duration::from_millis(2),
             max_backoff: Duration::from_millis(10),
+            min_retries: 0,
         };
         let mut races = policy.start("test");
         let started = std::time::Instant::now();
@@ -119,7 +127,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_zero_budget_gives_up_on_the_first_lost_race() {
-        let mut races = RetryPolicy { budget: Duration::ZERO, ..RetryPolicy::RACES }.start("test");
+        let mut races = RetryPolicy { budget: Duration::ZERO, min_retries: 0, ..RetryPolicy::RACES }.start("test");
         assert!(races.lost().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_slow_first_attempt_still_gets_its_retries() {
+        // The budget is gone before the first race is lost (a slow store), yet the loser
+        // reads and decides again `min_retries` times before it gives up.
+        let policy = RetryPolicy { budget: Duration::ZERO, ..RetryPolicy::RACES };
+        let mut races = policy.start("test");
+        for _ in 0..policy.min_retries {
+            races.lost().await.expect("retried despite the spent budget");
+        }
+        assert!(races.lost().await.is_err());
+        assert_eq!(races.count(), policy.min_retries + 1);
     }
 }

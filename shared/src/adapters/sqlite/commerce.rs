@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::de::DeserializeOwned;
 
-use super::{ts, SqliteStore};
+use super::{ts, Cached, SqliteStore};
 use crate::domain::lifecycle::due_shard;
 use crate::domain::{Plan, Product, ProductId, Subscription, TxnKind, MAX_BALANCE_MINOR};
 use crate::ports::*;
@@ -93,14 +93,14 @@ pub(super) fn from_doc<T: DeserializeOwned>(s: String) -> rusqlite::Result<T> {
 }
 
 pub(super) fn docs<T: DeserializeOwned>(c: &Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<Vec<T>> {
-    let mut stmt = c.prepare(sql)?;
+    let mut stmt = c.prepare_cached(sql)?;
     let rows = stmt.query_map(p, |r| r.get::<_, String>(0))?;
     rows.map(|r| r.and_then(from_doc)).collect()
 }
 
 fn load_product(c: &Connection, id: &str) -> rusqlite::Result<Option<Product>> {
     let Some(doc) =
-        c.query_row("SELECT doc FROM products WHERE product_id = ?1", [id], |r| r.get::<_, String>(0)).optional()?
+        c.row("SELECT doc FROM products WHERE product_id = ?1", [id], |r| r.get::<_, String>(0)).optional()?
     else {
         return Ok(None);
     };
@@ -112,7 +112,7 @@ fn load_product(c: &Connection, id: &str) -> rusqlite::Result<Option<Product>> {
 
 fn insert_plan(c: &Connection, product_id: &ProductId, plan: &Plan, replace: bool) -> rusqlite::Result<bool> {
     let verb = if replace { "INSERT OR REPLACE" } else { "INSERT OR IGNORE" };
-    let n = c.execute(
+    let n = c.exec(
         &format!("{verb} INTO plans (product_id, plan_id, doc) VALUES (?1, ?2, ?3)"),
         params![product_id.as_str(), plan.plan_id.as_str(), to_doc(plan)?],
     )?;
@@ -126,7 +126,7 @@ impl CatalogStore for SqliteStore {
         let created = self
             .run(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let n = tx.execute(
+                let n = tx.exec(
                     "INSERT OR IGNORE INTO products (product_id, version, doc) VALUES (?1, ?2, ?3)",
                     params![p.product_id.as_str(), p.version as i64, to_doc(&p)?],
                 )?;
@@ -151,7 +151,7 @@ impl CatalogStore for SqliteStore {
         let mut p = product.clone();
         p.version = expected + 1;
         self.run(move |c| {
-            c.execute(
+            c.exec(
                 "UPDATE products SET version = ?2, doc = ?3 WHERE product_id = ?1 AND version = ?4",
                 params![p.product_id.as_str(), p.version as i64, to_doc(&p)?, expected as i64],
             )
@@ -166,7 +166,7 @@ impl CatalogStore for SqliteStore {
             .run(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let exists = tx
-                    .query_row("SELECT 1 FROM products WHERE product_id = ?1", [id.as_str()], |_| Ok(()))
+                    .row("SELECT 1 FROM products WHERE product_id = ?1", [id.as_str()], |_| Ok(()))
                     .optional()?;
                 if exists.is_none() {
                     return Ok(Err(CatalogWriteError::NotFound));
@@ -185,7 +185,7 @@ impl CatalogStore for SqliteStore {
         let p = product.clone();
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute(
+            tx.exec(
                 "INSERT OR REPLACE INTO products (product_id, version, doc) VALUES (?1, ?2, ?3)",
                 params![p.product_id.as_str(), p.version as i64, to_doc(&p)?],
             )?;
@@ -205,7 +205,7 @@ impl CatalogStore for SqliteStore {
     async fn list_products(&self) -> Result<Vec<Product>, InfraError> {
         self.run(|c| {
             let ids: Vec<String> = {
-                let mut stmt = c.prepare("SELECT product_id FROM products ORDER BY product_id")?;
+                let mut stmt = c.prepare_cached("SELECT product_id FROM products ORDER BY product_id")?;
                 let rows = stmt.query_map([], |r| r.get(0))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
@@ -220,7 +220,7 @@ impl CatalogStore for SqliteStore {
 }
 
 fn load_subscription(c: &Connection, id: &str) -> rusqlite::Result<Option<Subscription>> {
-    c.query_row("SELECT doc FROM subscriptions WHERE subscription_id = ?1", [id], |r| r.get::<_, String>(0))
+    c.row("SELECT doc FROM subscriptions WHERE subscription_id = ?1", [id], |r| r.get::<_, String>(0))
         .optional()?
         .map(from_doc)
         .transpose()
@@ -229,7 +229,7 @@ fn load_subscription(c: &Connection, id: &str) -> rusqlite::Result<Option<Subscr
 /// Writes outbox entries inside the transaction of the change that causes them.
 pub(super) fn insert_outbox(tx: &rusqlite::Transaction<'_>, entries: &[OutboxEntry]) -> rusqlite::Result<()> {
     for e in entries {
-        tx.execute(
+        tx.exec(
             "INSERT OR REPLACE INTO outbox (job_id, created_at, doc) VALUES (?1, ?2, ?3)",
             params![e.job.job_id, ts(e.created_at), to_doc(e)?],
         )?;
@@ -245,12 +245,12 @@ fn apply(tx: &rusqlite::Transaction<'_>, commit: &Commit) -> rusqlite::Result<Re
         let due_at = sub.next_due().map(ts);
         let shard = due_shard(&sub.subscription_id, super::lifecycle::SHARDS);
         let n = match expected {
-            None => tx.execute(
+            None => tx.exec(
                 "INSERT OR IGNORE INTO subscriptions (subscription_id, user_id, product_id, version, doc, due_at, due_shard) \
                  VALUES (?1,?2,?3,?4,?5,?6,?7)",
                 params![sub.subscription_id, sub.user_id, sub.product_id.as_str(), sub.version as i64, doc, due_at, shard],
             )?,
-            Some(v) => tx.execute(
+            Some(v) => tx.exec(
                 "UPDATE subscriptions SET version = ?2, doc = ?3, due_at = ?5, due_shard = ?6 \
                  WHERE subscription_id = ?1 AND version = ?4",
                 params![sub.subscription_id, sub.version as i64, doc, *v as i64, due_at, shard],
@@ -264,13 +264,13 @@ fn apply(tx: &rusqlite::Transaction<'_>, commit: &Commit) -> rusqlite::Result<Re
         let slot_ok = match commit.live {
             None => true,
             Some(LiveSlot::Claim) => {
-                tx.execute(
+                tx.exec(
                     "INSERT OR IGNORE INTO live_slots (user_id, product_id, subscription_id) VALUES (?1, ?2, ?3)",
                     params![user, product, sub.subscription_id],
                 )? == 1
             }
             Some(LiveSlot::Release) => {
-                tx.execute(
+                tx.exec(
                     "DELETE FROM live_slots WHERE user_id = ?1 AND product_id = ?2 AND subscription_id = ?3",
                     params![user, product, sub.subscription_id],
                 )? == 1
@@ -281,7 +281,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, commit: &Commit) -> rusqlite::Result<Re
         }
         if commit.trial
             && tx
-                .execute("INSERT OR IGNORE INTO trials (user_id, product_id) VALUES (?1, ?2)", params![user, product])?
+                .exec("INSERT OR IGNORE INTO trials (user_id, product_id) VALUES (?1, ?2)", params![user, product])?
                 == 0
         {
             return Ok(Err(Conflict::TrialUsed));
@@ -290,13 +290,13 @@ fn apply(tx: &rusqlite::Transaction<'_>, commit: &Commit) -> rusqlite::Result<Re
     if let Some(txn) = &commit.wallet {
         let a = txn.amount.amount_minor;
         let n = match txn.kind {
-            TxnKind::Debit => tx.execute(
+            TxnKind::Debit => tx.exec(
                 "UPDATE wallets SET balance = balance - ?2 WHERE user_id = ?1 AND balance >= ?2",
                 params![txn.user_id, a],
             )?,
             TxnKind::Credit => {
-                tx.execute("INSERT OR IGNORE INTO wallets (user_id, balance) VALUES (?1, 0)", [&txn.user_id])?;
-                tx.execute(
+                tx.exec("INSERT OR IGNORE INTO wallets (user_id, balance) VALUES (?1, 0)", [&txn.user_id])?;
+                tx.exec(
                     "UPDATE wallets SET balance = balance + ?2 WHERE user_id = ?1 AND balance + ?2 <= ?3",
                     params![txn.user_id, a, MAX_BALANCE_MINOR],
                 )?
@@ -305,19 +305,19 @@ fn apply(tx: &rusqlite::Transaction<'_>, commit: &Commit) -> rusqlite::Result<Re
         if n != 1 {
             return Ok(Err(Conflict::Funds));
         }
-        tx.execute(
+        tx.exec(
             "INSERT INTO wallet_txns (transaction_id, user_id, created_at, doc) VALUES (?1, ?2, ?3, ?4)",
             params![txn.transaction_id, txn.user_id, ts(txn.created_at), to_doc(txn)?],
         )?;
     }
     if let Some(p) = &commit.payment {
-        tx.execute(
+        tx.exec(
             "INSERT INTO payments (payment_id, user_id, created_at, doc) VALUES (?1, ?2, ?3, ?4)",
             params![p.payment_id, p.user_id, ts(p.created_at), to_doc(p)?],
         )?;
     }
     if let Some((user, done)) = &commit.idempotency {
-        let n = tx.execute(
+        let n = tx.exec(
             "UPDATE idempotency SET response = ?4 WHERE user_id = ?1 AND key = ?2 AND token = ?3 AND response IS NULL",
             params![user, done.key, done.token, to_doc(&done.response)?],
         )?;
@@ -335,7 +335,7 @@ impl SubscriptionStore for SqliteStore {
         let (user, product) = (user_id.to_string(), product_id.as_str().to_string());
         self.run(move |c| {
             let live_id: Option<String> = c
-                .query_row(
+                .row(
                     "SELECT subscription_id FROM live_slots WHERE user_id = ?1 AND product_id = ?2",
                     params![user, product],
                     |r| r.get(0),
@@ -346,7 +346,7 @@ impl SubscriptionStore for SqliteStore {
                 None => None,
             };
             let trial_used = c
-                .query_row(
+                .row(
                     "SELECT 1 FROM trials WHERE user_id = ?1 AND product_id = ?2",
                     params![user, product],
                     |_| Ok(()),
@@ -354,7 +354,7 @@ impl SubscriptionStore for SqliteStore {
                 .optional()?
                 .is_some();
             let balance_minor =
-                c.query_row("SELECT balance FROM wallets WHERE user_id = ?1", [&user], |r| r.get(0)).optional()?;
+                c.row("SELECT balance FROM wallets WHERE user_id = ?1", [&user], |r| r.get(0)).optional()?;
             Ok(AccountState { live, trial_used, balance_minor: balance_minor.unwrap_or(0) })
         })
         .await
@@ -385,7 +385,7 @@ impl SubscriptionStore for SqliteStore {
         let user = user_id.to_string();
         self.run(move |c| {
             let balance: Option<i64> =
-                c.query_row("SELECT balance FROM wallets WHERE user_id = ?1", [&user], |r| r.get(0)).optional()?;
+                c.row("SELECT balance FROM wallets WHERE user_id = ?1", [&user], |r| r.get(0)).optional()?;
             let txns = docs(
                 c,
                 "SELECT doc FROM wallet_txns WHERE user_id = ?1 ORDER BY created_at DESC, transaction_id DESC LIMIT ?2",
@@ -431,7 +431,7 @@ impl IdempotencyStore for SqliteStore {
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let existing: Option<(String, Option<String>, String, String)> = tx
-                .query_row(
+                .row(
                     "SELECT request_hash, response, lock_until, expires_at FROM idempotency WHERE user_id = ?1 AND key = ?2",
                     params![cl.user_id, cl.key],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -448,7 +448,7 @@ impl IdempotencyStore for SqliteStore {
                     return Ok(ClaimOutcome::Existing(IdempotencyRecord { request_hash, response }));
                 }
             }
-            tx.execute(
+            tx.exec(
                 "INSERT OR REPLACE INTO idempotency (user_id, key, request_hash, token, lock_until, response, expires_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
                 params![cl.user_id, cl.key, cl.request_hash, cl.token, ts(cl.lock_until), ts(cl.expires_at)],
@@ -462,7 +462,7 @@ impl IdempotencyStore for SqliteStore {
     async fn complete_idempotency(&self, user_id: &str, done: &IdempotencyCompletion) -> Result<bool, InfraError> {
         let (user, done) = (user_id.to_string(), done.clone());
         self.run(move |c| {
-            c.execute(
+            c.exec(
                 "UPDATE idempotency SET response = ?4 WHERE user_id = ?1 AND key = ?2 AND token = ?3 AND response IS NULL",
                 params![user, done.key, done.token, to_doc(&done.response)?],
             )
@@ -474,7 +474,7 @@ impl IdempotencyStore for SqliteStore {
     async fn release_idempotency(&self, user_id: &str, key: &str, token: &str) -> Result<(), InfraError> {
         let (user, key, token) = (user_id.to_string(), key.to_string(), token.to_string());
         self.run(move |c| {
-            c.execute(
+            c.exec(
                 "DELETE FROM idempotency WHERE user_id = ?1 AND key = ?2 AND token = ?3 AND response IS NULL",
                 params![user, key, token],
             )
@@ -508,6 +508,6 @@ impl OutboxStore for SqliteStore {
 
     async fn delete_outbox(&self, entry: &OutboxEntry) -> Result<(), InfraError> {
         let id = entry.job.job_id.clone();
-        self.run(move |c| c.execute("DELETE FROM outbox WHERE job_id = ?1", [id]).map(|_| ())).await
+        self.run(move |c| c.exec("DELETE FROM outbox WHERE job_id = ?1", [id]).map(|_| ())).await
     }
 }

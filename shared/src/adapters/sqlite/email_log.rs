@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::{ts, SqliteStore};
+use super::{ts, Cached, SqliteStore};
 use crate::domain::Email;
 use crate::ports::{EmailLog, InfraError, SendClaim};
 
@@ -33,7 +33,7 @@ impl EmailLog for SqliteStore {
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let row: Option<(String, String, String, Option<String>, Option<String>)> = tx
-                .query_row(
+                .row(
                     "SELECT state, lease_until, keep_until, message_id, reason FROM email_log WHERE job_id = ?1",
                     [&id],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
@@ -50,7 +50,7 @@ impl EmailLog for SqliteStore {
                     }
                 }
             }
-            tx.execute(
+            tx.exec(
                 "INSERT OR REPLACE INTO email_log (job_id, state, lease_until, keep_until) VALUES (?1, 'sending', ?2, ?3)",
                 params![id, ts(lease_until), ts(keep_until)],
             )?;
@@ -63,7 +63,7 @@ impl EmailLog for SqliteStore {
     async fn mark_sent(&self, job_id: &str, message_id: &str) -> Result<(), InfraError> {
         let (id, mid) = (job_id.to_string(), message_id.to_string());
         self.run(move |c| {
-            c.execute("UPDATE email_log SET state = 'sent', message_id = ?2 WHERE job_id = ?1", params![id, mid])
+            c.exec("UPDATE email_log SET state = 'sent', message_id = ?2 WHERE job_id = ?1", params![id, mid])
                 .map(|_| ())
         })
         .await
@@ -72,7 +72,7 @@ impl EmailLog for SqliteStore {
     async fn mark_rejected(&self, job_id: &str, to: &Email, reason: &str) -> Result<(), InfraError> {
         let (id, to, reason) = (job_id.to_string(), to.as_str().to_string(), reason.to_string());
         self.run(move |c| {
-            c.execute(
+            c.exec(
                 "UPDATE email_log SET state = 'rejected', recipient = ?2, reason = ?3 WHERE job_id = ?1",
                 params![id, to, reason],
             )
@@ -83,7 +83,7 @@ impl EmailLog for SqliteStore {
 
     async fn release_send(&self, job_id: &str) -> Result<(), InfraError> {
         let id = job_id.to_string();
-        self.run(move |c| c.execute("DELETE FROM email_log WHERE job_id = ?1 AND state = 'sending'", [id]).map(|_| ()))
+        self.run(move |c| c.exec("DELETE FROM email_log WHERE job_id = ?1 AND state = 'sending'", [id]).map(|_| ()))
             .await
     }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::commerce::{docs, from_doc, to_doc};
-use super::{ts, SqliteStore};
+use super::{ts, Cached, SqliteStore};
 use crate::domain::lifecycle::due_shard;
 use crate::domain::Subscription;
 use crate::ports::*;
@@ -41,7 +41,7 @@ CREATE INDEX IF NOT EXISTS email_log_by_expiry ON email_log (keep_until);
 /// subscription once. Runs at open, before `SCHEMA`.
 pub(super) fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
     let has_due: bool = c
-        .prepare("SELECT 1 FROM pragma_table_info('subscriptions') WHERE name = 'due_at'")?
+        .prepare_cached("SELECT 1 FROM pragma_table_info('subscriptions') WHERE name = 'due_at'")?
         .exists([])?;
     if has_due {
         return Ok(());
@@ -50,7 +50,7 @@ pub(super) fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
     tx.execute_batch("ALTER TABLE subscriptions ADD COLUMN due_at TEXT; ALTER TABLE subscriptions ADD COLUMN due_shard INTEGER;")?;
     let subs: Vec<Subscription> = docs(&tx, "SELECT doc FROM subscriptions", [])?;
     for s in subs {
-        tx.execute(
+        tx.exec(
             "UPDATE subscriptions SET due_at = ?2, due_shard = ?3 WHERE subscription_id = ?1",
             params![s.subscription_id, s.next_due().map(ts), due_shard(&s.subscription_id, SHARDS)],
         )?;
@@ -66,7 +66,7 @@ fn day_string(d: NaiveDate) -> String {
 }
 
 fn load_run(c: &Connection, run_id: &str) -> rusqlite::Result<Option<LifecycleRun>> {
-    c.query_row("SELECT doc FROM lifecycle_runs WHERE run_id = ?1", [run_id], |r| r.get::<_, String>(0))
+    c.row("SELECT doc FROM lifecycle_runs WHERE run_id = ?1", [run_id], |r| r.get::<_, String>(0))
         .optional()?
         .map(from_doc)
         .transpose()
@@ -102,7 +102,7 @@ impl LifecycleStore for SqliteStore {
     async fn watermark(&self, shard: u32) -> Result<Option<NaiveDate>, InfraError> {
         let day: Option<String> = self
             .run(move |c| {
-                c.query_row("SELECT day FROM lifecycle_watermarks WHERE shard = ?1", [shard], |r| r.get(0)).optional()
+                c.row("SELECT day FROM lifecycle_watermarks WHERE shard = ?1", [shard], |r| r.get(0)).optional()
             })
             .await?;
         Ok(day.map(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d")).transpose()?)
@@ -110,7 +110,7 @@ impl LifecycleStore for SqliteStore {
 
     async fn set_watermark(&self, shard: u32, day: NaiveDate) -> Result<(), InfraError> {
         self.run(move |c| {
-            c.execute(
+            c.exec(
                 "INSERT OR REPLACE INTO lifecycle_watermarks (shard, day) VALUES (?1, ?2)",
                 params![shard, day_string(day)],
             )
@@ -122,7 +122,7 @@ impl LifecycleStore for SqliteStore {
     async fn start_run(&self, run: &LifecycleRun) -> Result<(), InfraError> {
         let run = run.clone();
         self.run(move |c| {
-            c.execute(
+            c.exec(
                 "INSERT OR IGNORE INTO lifecycle_runs (run_id, doc) VALUES (?1, ?2)",
                 params![run.run_id, to_doc(&run)?],
             )
@@ -141,7 +141,7 @@ impl LifecycleStore for SqliteStore {
         let (run_id, counts) = (run_id.to_string(), *counts);
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let first = tx.execute(
+            let first = tx.exec(
                 "INSERT OR IGNORE INTO lifecycle_run_shards (run_id, shard) VALUES (?1, ?2)",
                 params![run_id, shard],
             )? == 1;
@@ -154,7 +154,7 @@ impl LifecycleStore for SqliteStore {
             if run.shards_done >= run.shards {
                 run.finished_at = Some(at);
             }
-            tx.execute("UPDATE lifecycle_runs SET doc = ?2 WHERE run_id = ?1", params![run_id, to_doc(&run)?])?;
+            tx.exec("UPDATE lifecycle_runs SET doc = ?2 WHERE run_id = ?1", params![run_id, to_doc(&run)?])?;
             tx.commit()
         })
         .await
@@ -199,7 +199,7 @@ impl Housekeeping for SqliteStore {
             loop {
                 let n = self
                     .run(move |c| {
-                        c.execute(
+                        c.exec(
                             &format!(
                                 "DELETE FROM {table} WHERE rowid IN \
                                  (SELECT rowid FROM {table} WHERE {column} < ?1 LIMIT ?2)"
