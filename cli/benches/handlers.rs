@@ -19,11 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use stark::app::AppContext;
-use stark::domain::{otp_mac, Email, OtpCode, OtpPurpose, OtpRecord, PasswordHash, Role, User, Username};
+use stark::domain::{otp_mac, Email, OtpCode, OtpPurpose, OtpRecord, Password, PasswordHash, Role, User, Username};
 use stark::http::{router::ALL, ApiRequest};
 use stark::ports::{EmailJob, EmailQueue, InfraError};
 use stark::security::jwt::TokenSigner;
-use stark::security::password_hash::{hash_with, HashCost};
+use stark::security::password_hash::{hash_with, HashCost, PasswordHasherService};
 use stark::timing::Spent;
 
 const PASSWORD: &str = "I-am-Iron-Man-3000";
@@ -391,6 +391,53 @@ fn crypto(c: &mut Criterion) {
     g.finish();
 }
 
+/// What two logins at once can reach: the hash floor of `./scripts/bench-serve` is cores ÷
+/// the median of one hash alone, which assumes hashes on every core at once run as fast as
+/// one alone. argon2id sweeps 19 MiB per hash, so they contend for the memory system; this
+/// measures it: one hash at a time, then one per core at once, both through the hashing
+/// service (its permits and reused buffers, as a login uses it).
+fn hash_floor() {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(cores).enable_all().build().unwrap();
+    let service = Arc::new(PasswordHasherService::new(HashCost::PRODUCTION).unwrap());
+    let password = Password::parse(PASSWORD).unwrap();
+    let run = |at_once: usize, secs: f64| {
+        rt.block_on(async {
+            let start = Instant::now();
+            let tasks: Vec<_> = (0..at_once)
+                .map(|_| {
+                    let (service, password) = (service.clone(), password.clone());
+                    tokio::spawn(async move {
+                        let mut times = Vec::new();
+                        while start.elapsed().as_secs_f64() < secs {
+                            let t = Instant::now();
+                            service.hash(&password).await.unwrap();
+                            times.push(t.elapsed());
+                        }
+                        times
+                    })
+                })
+                .collect();
+            let mut times = Vec::new();
+            for t in tasks {
+                times.extend(t.await.unwrap());
+            }
+            let rate = times.len() as f64 / start.elapsed().as_secs_f64();
+            times.sort();
+            (rate, times[times.len() / 2].as_secs_f64() * 1e3)
+        })
+    };
+    run(cores, 1.0); // warm-up: the buffers exist, the CPU is at speed
+    let (alone_rate, alone_ms) = run(1, 4.0);
+    let (parallel_rate, parallel_ms) = run(cores, 4.0);
+    let ideal = cores as f64 / (alone_ms / 1e3);
+    println!("\n## Hash floor (production argon2id through the hashing service)\n");
+    println!("- one at a time: median {alone_ms:.1} ms, {alone_rate:.1} hashes/s");
+    println!("- {cores} at once: median {parallel_ms:.1} ms each, {parallel_rate:.1} hashes/s");
+    println!("- ideal floor {cores} ÷ {alone_ms:.1} ms = {ideal:.1} hashes/s; {cores} at once reach {:.2}× of it", parallel_rate / ideal);
+    println!("PARALLEL_HASHES_PER_SEC={parallel_rate:.2}");
+}
+
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e6
 }
@@ -436,6 +483,7 @@ fn main() {
         .sample_size(20)
         .configure_from_args();
     crypto(&mut c);
+    hash_floor();
     let b = Arc::new(Bench::new());
     let buyer = b.rt.block_on(async {
         let (u, _) = b.user(Role::User, true).await;
