@@ -191,7 +191,9 @@ fn endpoints(c: &mut Criterion, b: &Arc<Bench>) {
         let (admin, admin_token) = b.user(Role::Admin, true).await;
         let (buyer, buyer_token) = b.user(Role::User, true).await;
         b.credit(&admin_token, &buyer.email, 1_000_000).await;
-        for (product, plan) in [("STARK-MK85", "MONTHLY_GOLD"), ("JARVIS-AI", "YEARLY_PRO"), ("FRIDAY-OPS", "SEASON_90")] {
+        for (product, plan) in
+            [("STARK-MK85", "MONTHLY_GOLD"), ("JARVIS-AI", "YEARLY_PRO"), ("FRIDAY-OPS", "SEASON_90")]
+        {
             assert_eq!(b.purchase(&buyer_token, product, plan).await.status, 201);
         }
         (admin, admin_token, buyer, buyer_token)
@@ -202,7 +204,9 @@ fn endpoints(c: &mut Criterion, b: &Arc<Bench>) {
     let _ = admin;
 
     endpoint(c, b, "GET /api/health/", 200, |_| async { request(Method::GET, "/api/health/", None, None) });
-    endpoint(c, b, "GET /api/auth/me/", 200, |_| async { request(Method::GET, "/api/auth/me/", None, Some(buyer_token)) });
+    endpoint(c, b, "GET /api/auth/me/", 200, |_| async {
+        request(Method::GET, "/api/auth/me/", None, Some(buyer_token))
+    });
     endpoint(c, b, "GET /api/services/products/", 200, |_| async {
         request(Method::GET, "/api/services/products/", None, None)
     });
@@ -264,10 +268,20 @@ fn endpoints(c: &mut Criterion, b: &Arc<Bench>) {
     });
     endpoint(c, b, "POST /api/admin/users/role/", 200, |b| async move {
         let role = if b.next() % 2 == 0 { "provider" } else { "user" };
-        request(Method::POST, "/api/admin/users/role/", Some(json!({ "email": buyer_email, "role": role })), Some(admin_token))
+        request(
+            Method::POST,
+            "/api/admin/users/role/",
+            Some(json!({ "email": buyer_email, "role": role })),
+            Some(admin_token),
+        )
     });
     endpoint(c, b, "POST /api/admin/wallet/credit/", 200, |_| async {
-        request(Method::POST, "/api/admin/wallet/credit/", Some(json!({ "email": buyer_email, "amount_minor": 1 })), Some(admin_token))
+        request(
+            Method::POST,
+            "/api/admin/wallet/credit/",
+            Some(json!({ "email": buyer_email, "amount_minor": 1 })),
+            Some(admin_token),
+        )
     });
 
     // The code flows: each iteration on an account of its own, made in the store.
@@ -284,7 +298,8 @@ fn endpoints(c: &mut Criterion, b: &Arc<Bench>) {
         request(Method::POST, "/api/auth/forgot-password/", Some(json!({ "email": user.email.as_str() })), None)
     });
     // Sessions: refresh rotates one chain; logout ends the token that a refresh just issued.
-    let session = Arc::new(Mutex::new(b.rt.block_on(b.login(&buyer.email))["refresh_token"].as_str().unwrap().to_string()));
+    let session =
+        Arc::new(Mutex::new(b.rt.block_on(b.login(&buyer.email))["refresh_token"].as_str().unwrap().to_string()));
     {
         let s = session.clone();
         c.bench_function("POST /api/auth/refresh/", |bencher| {
@@ -293,7 +308,8 @@ fn endpoints(c: &mut Criterion, b: &Arc<Bench>) {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
                         let token = s.lock().unwrap().clone();
-                        let req = request(Method::POST, "/api/auth/refresh/", Some(json!({ "refresh_token": token })), None);
+                        let req =
+                            request(Method::POST, "/api/auth/refresh/", Some(json!({ "refresh_token": token })), None);
                         let (took, r) = b.timed("POST /api/auth/refresh/", req, 200).await;
                         *s.lock().unwrap() = r.body["refresh_token"].as_str().unwrap().to_string();
                         total += took;
@@ -322,21 +338,24 @@ fn endpoints(c: &mut Criterion, b: &Arc<Bench>) {
     // The hashing endpoints: one production argon2id each (reset: one hash of the new password).
     let mut slow = c.benchmark_group("hashing");
     slow.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(4));
-    let mut hashing = |name: &'static str, expect: u16, setup: fn(Arc<Bench>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ApiRequest>>>| {
-        slow.bench_function(name, |bencher| {
-            bencher.iter_custom(|iters| {
-                let bench = b.clone();
-                b.rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let req = setup(bench.clone()).await;
-                        total += bench.timed(name, req, expect).await.0;
-                    }
-                    total
+    let mut hashing =
+        |name: &'static str,
+         expect: u16,
+         setup: fn(Arc<Bench>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ApiRequest>>>| {
+            slow.bench_function(name, |bencher| {
+                bencher.iter_custom(|iters| {
+                    let bench = b.clone();
+                    b.rt.block_on(async {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let req = setup(bench.clone()).await;
+                            total += bench.timed(name, req, expect).await.0;
+                        }
+                        total
+                    })
                 })
-            })
-        });
-    };
+            });
+        };
     hashing("POST /api/auth/signup/", 201, |b| {
         Box::pin(async move {
             let n = b.next();
@@ -354,8 +373,18 @@ fn endpoints(c: &mut Criterion, b: &Arc<Bench>) {
         Box::pin(async move {
             let (user, _) = b.user(Role::User, true).await;
             let now = chrono::Utc::now();
-            let mac = otp_mac(b.ctx.pepper().unwrap(), OtpPurpose::PasswordReset, &user.email, &OtpCode::parse(CODE).unwrap());
-            b.ctx.stores.otps.put_otp(&user.email, OtpPurpose::PasswordReset, &OtpRecord::new(mac, now), &[]).await.unwrap();
+            let mac = otp_mac(
+                b.ctx.pepper().unwrap(),
+                OtpPurpose::PasswordReset,
+                &user.email,
+                &OtpCode::parse(CODE).unwrap(),
+            );
+            b.ctx
+                .stores
+                .otps
+                .put_otp(&user.email, OtpPurpose::PasswordReset, &OtpRecord::new(mac, now), &[])
+                .await
+                .unwrap();
             let body = json!({ "email": user.email.as_str(), "otp": CODE, "new_password": "Jarvis-Is-My-Butler-42" });
             request(Method::POST, "/api/auth/reset-password/", Some(body), None)
         })
@@ -400,14 +429,14 @@ fn hash_floor() {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(cores).enable_all().build().unwrap();
     let service = Arc::new(PasswordHasherService::new(HashCost::PRODUCTION).unwrap());
-    let password = Password::parse(PASSWORD).unwrap();
     let run = |at_once: usize, secs: f64| {
         rt.block_on(async {
             let start = Instant::now();
             let tasks: Vec<_> = (0..at_once)
                 .map(|_| {
-                    let (service, password) = (service.clone(), password.clone());
+                    let service = service.clone();
                     tokio::spawn(async move {
+                        let password = Password::parse(PASSWORD).unwrap();
                         let mut times = Vec::new();
                         while start.elapsed().as_secs_f64() < secs {
                             let t = Instant::now();
@@ -434,7 +463,10 @@ fn hash_floor() {
     println!("\n## Hash floor (production argon2id through the hashing service)\n");
     println!("- one at a time: median {alone_ms:.1} ms, {alone_rate:.1} hashes/s");
     println!("- {cores} at once: median {parallel_ms:.1} ms each, {parallel_rate:.1} hashes/s");
-    println!("- ideal floor {cores} ÷ {alone_ms:.1} ms = {ideal:.1} hashes/s; {cores} at once reach {:.2}× of it", parallel_rate / ideal);
+    println!(
+        "- ideal floor {cores} ÷ {alone_ms:.1} ms = {ideal:.1} hashes/s; {cores} at once reach {:.2}× of it",
+        parallel_rate / ideal
+    );
     println!("PARALLEL_HASHES_PER_SEC={parallel_rate:.2}");
 }
 
@@ -444,7 +476,9 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 
 fn report(b: &Bench) {
     println!("\n## Warm handler cost per endpoint (µs; in process, SQLite, production argon2)\n");
-    println!("| endpoint | n | total p50 | total p99 | crypto p50 | hash p50 | I/O p50 | I/O p99 | rest p50 | rest p99 |");
+    println!(
+        "| endpoint | n | total p50 | total p99 | crypto p50 | hash p50 | I/O p50 | I/O p99 | rest p50 | rest p99 |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let samples = b.samples.lock().unwrap();
     let mut worst_rest = 0.0f64;

@@ -42,55 +42,72 @@ fn product() -> Product {
 }
 
 /// `n` users, each with 9.99 in the wallet and a monthly subscription that ended an hour
-/// before `now()` (its balance already checked, so the renewal is its one step).
-async fn seed(stores: &Stores, n: usize) {
+/// before `now()` (its balance already checked, so the renewal is its one step). `at_once`
+/// users are written concurrently (moto answers each call slowly, not many slowly).
+async fn seed(stores: &Stores, n: usize, at_once: usize) {
     stores.catalog.create_product(&product()).await.unwrap();
-    let start = now() - Duration::hours(1) - Duration::days(30);
+    let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
-        let user = User {
-            id: uuid::Uuid::now_v7().to_string(),
-            email: Email::parse(&format!("bench{i}@stark.example")).unwrap(),
-            username: Username::parse(&format!("bench{i}")).unwrap(),
-            role: Role::User,
-            email_verified: true,
-            locale: "en".into(),
-            created_at: start,
-            password_hash: PasswordHash("$argon2id$unused".into()),
-            token_generation: 0,
-        };
-        let otp = OtpRecord::new("unused".into(), start);
-        stores.users.create_user(&user, &otp, &[]).await.unwrap();
-        let end = now() - Duration::hours(1);
-        let mut sub = Subscription {
-            subscription_id: uuid::Uuid::now_v7().to_string(),
-            user_id: user.id.clone(),
-            user_email: user.email.clone(),
-            product_id: ProductId::parse("BENCH-1").unwrap(),
-            plan_id: PlanId::parse("MONTHLY").unwrap(),
-            status: SubStatus::Active,
-            current_period_start: start,
-            current_period_end: end,
-            anchor: start,
-            period_index: 0,
-            auto_renew: true,
-            scheduled_plan_id: None,
-            marks: Default::default(),
-            created_at: start,
-            updated_at: start,
-            version: 1,
-        };
-        sub.marks.balance_checked_for = Some(end);
-        let credit = WalletTxn {
-            transaction_id: uuid::Uuid::now_v7().to_string(),
-            user_id: user.id.clone(),
-            kind: TxnKind::Credit,
-            amount: Money::usd(999),
-            reference: "bench".into(),
-            created_at: start,
-        };
-        let c = Commit { subscription: Some((sub, None)), live: Some(LiveSlot::Claim), wallet: Some(credit), ..Commit::default() };
-        stores.subscriptions.commit(&c).await.unwrap();
+        if tasks.len() >= at_once {
+            tasks.join_next().await.unwrap().unwrap();
+        }
+        tasks.spawn(seed_one(stores.clone(), i));
     }
+    while let Some(t) = tasks.join_next().await {
+        t.unwrap();
+    }
+}
+
+async fn seed_one(stores: Stores, i: usize) {
+    let start = now() - Duration::hours(1) - Duration::days(30);
+    let user = User {
+        id: uuid::Uuid::now_v7().to_string(),
+        email: Email::parse(&format!("bench{i}@stark.example")).unwrap(),
+        username: Username::parse(&format!("bench{i}")).unwrap(),
+        role: Role::User,
+        email_verified: true,
+        locale: "en".into(),
+        created_at: start,
+        password_hash: PasswordHash("$argon2id$unused".into()),
+        token_generation: 0,
+    };
+    let otp = OtpRecord::new("unused".into(), start);
+    stores.users.create_user(&user, &otp, &[]).await.unwrap();
+    let end = now() - Duration::hours(1);
+    let mut sub = Subscription {
+        subscription_id: uuid::Uuid::now_v7().to_string(),
+        user_id: user.id.clone(),
+        user_email: user.email.clone(),
+        product_id: ProductId::parse("BENCH-1").unwrap(),
+        plan_id: PlanId::parse("MONTHLY").unwrap(),
+        status: SubStatus::Active,
+        current_period_start: start,
+        current_period_end: end,
+        anchor: start,
+        period_index: 0,
+        auto_renew: true,
+        scheduled_plan_id: None,
+        marks: Default::default(),
+        created_at: start,
+        updated_at: start,
+        version: 1,
+    };
+    sub.marks.balance_checked_for = Some(end);
+    let credit = WalletTxn {
+        transaction_id: uuid::Uuid::now_v7().to_string(),
+        user_id: user.id.clone(),
+        kind: TxnKind::Credit,
+        amount: Money::usd(999),
+        reference: "bench".into(),
+        created_at: start,
+    };
+    let c = Commit {
+        subscription: Some((sub, None)),
+        live: Some(LiveSlot::Claim),
+        wallet: Some(credit),
+        ..Commit::default()
+    };
+    stores.subscriptions.commit(&c).await.unwrap();
 }
 
 /// Runs `stark <global args> lifecycle run --now now()` under /usr/bin/time: (seconds, peak
@@ -127,7 +144,7 @@ fn main() {
         let t = Instant::now();
         rt.block_on(async {
             let store = Arc::new(stark::adapters::sqlite::SqliteStore::open(&dir.path().join("stark.db")).unwrap());
-            seed(&Stores::from_adapter(store), n).await;
+            seed(&Stores::from_adapter(store), n, 1).await;
         });
         let seeded = t.elapsed().as_secs_f64();
         let (secs, rss, summary) = run_stark(&["--data-dir", dir.path().to_str().unwrap()], &[]);
@@ -149,7 +166,9 @@ fn main() {
     let table = rt.block_on(async {
         let (client, table) = aws::dynamo_table().await;
         let store = Arc::new(stark::adapters::dynamodb::DynamoStore::new(client, table.clone()));
-        seed(&Stores::from_adapter(store), n).await;
+        let t = Instant::now();
+        seed(&Stores::from_adapter(store), n, 16).await;
+        println!("DynamoDB on moto: {n} subscriptions seeded in {:.1} s", t.elapsed().as_secs_f64());
         table
     });
     let dir = tempfile::tempdir().unwrap();

@@ -264,8 +264,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         let now = stark::ports::Clock::now(ctx.clock.as_ref());
                         let opts = stark::app::lifecycle::RunOptions::default();
                         match stark::app::lifecycle::run_lifecycle(&ctx, now, &opts).await {
-                            Ok(run) => tracing::info!(run_id = %run.run_id, counts = ?run.counts, "lifecycle run finished"),
-                            Err(e) => tracing::warn!(error = %e, "lifecycle run failed; the next one takes up what is left"),
+                            Ok(run) => {
+                                tracing::info!(run_id = %run.run_id, counts = ?run.counts, "lifecycle run finished")
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "lifecycle run failed; the next one takes up what is left")
+                            }
                         }
                     }
                 })
@@ -389,7 +393,8 @@ async fn lifecycle_run(
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let shards = ctx.stores.lifecycle.due_shards();
-    let bar = indicatif::ProgressBar::with_draw_target(Some(u64::from(shards)), indicatif::ProgressDrawTarget::stderr());
+    let bar =
+        indicatif::ProgressBar::with_draw_target(Some(u64::from(shards)), indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} shards {pos}/{len} [{bar:30}] {msg} ({elapsed})")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())

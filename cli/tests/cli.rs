@@ -321,7 +321,11 @@ async fn lifecycle_run_renews_once_with_a_dry_run_first() {
     let code = code_for(&served.outbox(), "rhodey@stark.example").await;
     let body = serde_json::json!({ "email": "rhodey@stark.example", "otp": code });
     assert_eq!(support::post(&base, "/api/auth/verify-otp/", body).await.0, 200);
-    let out = stark().args(["admin", "credit", "rhodey@stark.example", "10000", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let out = stark()
+        .args(["admin", "credit", "rhodey@stark.example", "10000", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let creds = serde_json::json!({ "email": "rhodey@stark.example", "password": "I-am-Iron-Man" });
     let (_, login) = support::post(&base, "/api/auth/login/", creds).await;
@@ -334,7 +338,8 @@ async fn lifecycle_run_renews_once_with_a_dry_run_first() {
         .unwrap();
     assert_eq!(r.status(), 201);
     let bought: serde_json::Value = r.json().await.unwrap();
-    let end: chrono::DateTime<chrono::Utc> = bought["subscription"]["current_period_end"].as_str().unwrap().parse().unwrap();
+    let end: chrono::DateTime<chrono::Utc> =
+        bought["subscription"]["current_period_end"].as_str().unwrap().parse().unwrap();
     served.terminate();
     let emails = || std::fs::read_dir(dir.path().join("outbox")).unwrap().count();
     let before = emails();
@@ -356,7 +361,10 @@ async fn lifecycle_run_renews_once_with_a_dry_run_first() {
     assert!(real.status.success(), "{}", String::from_utf8_lossy(&real.stderr));
     let text = String::from_utf8(real.stdout).unwrap();
     assert_eq!(text.lines().count(), 1, "one summary line: {text}");
-    assert!(text.contains(": 1 renewed, 0 past_due, 0 expired, 0 canceled, 0 reminders, 0 low_balance, 1 emails in "), "{text}");
+    assert!(
+        text.contains(": 1 renewed, 0 past_due, 0 expired, 0 canceled, 0 reminders, 0 low_balance, 1 emails in "),
+        "{text}"
+    );
     assert_eq!(emails(), before + 1, "the renewal's email is written before the command exits");
 
     let again = run(&[]);
@@ -364,7 +372,8 @@ async fn lifecycle_run_renews_once_with_a_dry_run_first() {
     assert!(text.contains(": 0 renewed,") && text.contains(" 0 emails in "), "{text}");
     assert_eq!(emails(), before + 1);
 
-    let bad = stark().args(["lifecycle", "run", "--now", "yesterday"]).arg("--data-dir").arg(dir.path()).output().unwrap();
+    let bad =
+        stark().args(["lifecycle", "run", "--now", "yesterday"]).arg("--data-dir").arg(dir.path()).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8(bad.stderr).unwrap();
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");

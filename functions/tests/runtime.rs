@@ -609,8 +609,10 @@ async fn the_workers_sweep_the_outbox_and_send_with_ses() {
 }
 
 fn sample(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"))).unwrap())
-        .unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"))).unwrap(),
+    )
+    .unwrap()
 }
 
 /// Messages waiting on `url`, removed from it: (body, `reason` attribute).
@@ -630,7 +632,8 @@ async fn take_messages(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<(String, Opt
             return out;
         }
         for m in got.messages() {
-            let reason = m.message_attributes().and_then(|a| a.get("reason")).and_then(|v| v.string_value()).map(str::to_string);
+            let reason =
+                m.message_attributes().and_then(|a| a.get("reason")).and_then(|v| v.string_value()).map(str::to_string);
             out.push((m.body().unwrap().to_string(), reason));
             sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
         }
@@ -645,8 +648,9 @@ async fn the_lifecycle_fans_out_and_its_worker_renews_once() {
     let (_, lifecycle_queue) = aws::sqs_queue().await;
     let (_, dlq) = aws::sqs_queue().await;
     let sdk = aws::sdk_config().await;
-    let store = stark::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), all["TABLE_NAME"].clone())
-        .with_due_shards(4);
+    let store =
+        stark::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), all["TABLE_NAME"].clone())
+            .with_due_shards(4);
 
     // A customer whose weekly subscription ended before the sample event's 03:00 run.
     let now: chrono::DateTime<chrono::Utc> = "2026-12-02T03:00:00Z".parse().unwrap();
@@ -711,7 +715,10 @@ async fn the_lifecycle_fans_out_and_its_worker_renews_once() {
         updated_at: start,
         version: 1,
     };
-    store.commit(&Commit { subscription: Some((sub.clone(), None)), live: Some(LiveSlot::Claim), ..Default::default() }).await.unwrap();
+    store
+        .commit(&Commit { subscription: Some((sub.clone(), None)), live: Some(LiveSlot::Claim), ..Default::default() })
+        .await
+        .unwrap();
 
     let mut env = env_for(&all, "lifecycle", &[]);
     env.insert("LIFECYCLE_QUEUE_URL", lifecycle_queue.clone());
@@ -723,7 +730,11 @@ async fn the_lifecycle_fans_out_and_its_worker_renews_once() {
     assert!(run_id.starts_with("20261202T030000Z-"), "{run_id}");
     // A retried schedule event is the same run.
     assert_eq!(scheduler.invoke_raw(&sample("lifecycle")).await["run_id"], json!(run_id));
-    let mut shards: Vec<Value> = take_messages(&sqs, &lifecycle_queue).await.into_iter().map(|(b, _)| serde_json::from_str(&b).unwrap()).collect();
+    let mut shards: Vec<Value> = take_messages(&sqs, &lifecycle_queue)
+        .await
+        .into_iter()
+        .map(|(b, _)| serde_json::from_str(&b).unwrap())
+        .collect();
     shards.sort_by_key(|m| m["shard"].as_u64());
     shards.dedup();
     assert_eq!(shards.len(), 4, "{shards:?}");

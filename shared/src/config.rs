@@ -208,11 +208,11 @@ pub fn due_shards_from_env() -> anyhow::Result<u32> {
     use crate::domain::lifecycle::{DUE_SHARDS, MAX_DUE_SHARDS};
     match std::env::var("DUE_SHARDS") {
         Err(_) => Ok(DUE_SHARDS),
-        Ok(v) => v
-            .parse()
-            .ok()
-            .filter(|n| (1..=MAX_DUE_SHARDS).contains(n))
-            .ok_or_else(|| anyhow::anyhow!("DUE_SHARDS must be a whole number from 1 to {MAX_DUE_SHARDS}, not {v:?}")),
+        Ok(v) => {
+            v.parse().ok().filter(|n| (1..=MAX_DUE_SHARDS).contains(n)).ok_or_else(|| {
+                anyhow::anyhow!("DUE_SHARDS must be a whole number from 1 to {MAX_DUE_SHARDS}, not {v:?}")
+            })
+        }
     }
 }
 

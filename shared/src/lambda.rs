@@ -117,7 +117,8 @@ pub async fn serve_outbox_sweep() -> Result<(), lambda_runtime::Error> {
 pub async fn serve_lifecycle() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let started = async {
-        let url = std::env::var("LIFECYCLE_QUEUE_URL").map_err(|_| anyhow::anyhow!("LIFECYCLE_QUEUE_URL is not set"))?;
+        let url =
+            std::env::var("LIFECYCLE_QUEUE_URL").map_err(|_| anyhow::anyhow!("LIFECYCLE_QUEUE_URL is not set"))?;
         let ctx = crate::config::lambda_context(&[]).await?;
         let sqs = aws_sdk_sqs::Client::new(&crate::config::aws_config().await);
         anyhow::Ok((ctx, crate::adapters::sqs::SqsShardQueue::new(sqs, url)))
@@ -150,7 +151,8 @@ pub async fn serve_lifecycle_worker() -> Result<(), lambda_runtime::Error> {
     use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
     init_tracing();
     let started = async {
-        let url = std::env::var("LIFECYCLE_QUEUE_URL").map_err(|_| anyhow::anyhow!("LIFECYCLE_QUEUE_URL is not set"))?;
+        let url =
+            std::env::var("LIFECYCLE_QUEUE_URL").map_err(|_| anyhow::anyhow!("LIFECYCLE_QUEUE_URL is not set"))?;
         let dlq =
             std::env::var("DEAD_LETTER_QUEUE_URL").map_err(|_| anyhow::anyhow!("DEAD_LETTER_QUEUE_URL is not set"))?;
         anyhow::ensure!(std::env::var("EMAIL_QUEUE_URL").is_ok(), "EMAIL_QUEUE_URL is not set");
@@ -170,9 +172,8 @@ pub async fn serve_lifecycle_worker() -> Result<(), lambda_runtime::Error> {
             let (ctx, queue, dead) = (&parts.0, &parts.1, &parts.2);
             // Stop taking pages shortly before the function's timeout (30 s, or a quarter of
             // what is left when that is less), to hand the rest on.
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
+            let now_ms =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
             let left = std::time::Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
             let margin = std::time::Duration::from_secs(30).min(left / 4);
             let deadline = tokio::time::Instant::now() + left.saturating_sub(margin);

@@ -57,6 +57,14 @@ pub trait UserStore: Send + Sync {
     async fn create_user(&self, user: &User, otp: &OtpRecord, outbox: &[OutboxEntry]) -> Result<(), CreateUserError>;
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, InfraError>;
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, InfraError>;
+    /// The users of `ids` that exist, in any order: one round trip where the store can.
+    async fn users_by_id(&self, ids: &[String]) -> Result<Vec<User>, InfraError> {
+        let mut users = Vec::with_capacity(ids.len());
+        for id in ids {
+            users.extend(self.user_by_id(id).await?);
+        }
+        Ok(users)
+    }
     /// Replaces the hash only if it is still `expected` (a concurrent reset wins). Returns
     /// false when the user is gone or the hash changed meanwhile.
     async fn set_password_hash(
@@ -455,6 +463,13 @@ pub trait OutboxStore: Send + Sync {
     ) -> Result<Vec<OutboxEntry>, InfraError>;
     /// Removes a relayed entry; an entry already gone is fine.
     async fn delete_outbox(&self, entry: &OutboxEntry) -> Result<(), InfraError>;
+    /// `delete_outbox` for every entry; one write where the store can.
+    async fn delete_outbox_many(&self, entries: &[OutboxEntry]) -> Result<(), InfraError> {
+        for e in entries {
+            self.delete_outbox(e).await?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -611,6 +626,28 @@ pub trait EmailLog: Send + Sync {
         keep_until: DateTime<Utc>,
     ) -> Result<SendClaim, InfraError>;
     async fn mark_sent(&self, job_id: &str, message_id: &str) -> Result<(), InfraError>;
+    /// `claim_send` for every job of a batch, answers in the same order; one write where the
+    /// store can (the embedded one: one transaction for the lot).
+    async fn claim_sends(
+        &self,
+        job_ids: &[&str],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        keep_until: DateTime<Utc>,
+    ) -> Result<Vec<SendClaim>, InfraError> {
+        let mut claims = Vec::with_capacity(job_ids.len());
+        for id in job_ids {
+            claims.push(self.claim_send(id, now, lease_until, keep_until).await?);
+        }
+        Ok(claims)
+    }
+    /// `mark_sent` for every `(job id, message id)`.
+    async fn mark_sent_many(&self, sent: &[(&str, &str)]) -> Result<(), InfraError> {
+        for (id, message_id) in sent {
+            self.mark_sent(id, message_id).await?;
+        }
+        Ok(())
+    }
     /// Records that the provider refused the job's address, and why.
     async fn mark_rejected(&self, job_id: &str, to: &Email, reason: &str) -> Result<(), InfraError>;
     /// Gives the job back (the send failed and will be retried).

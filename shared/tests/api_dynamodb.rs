@@ -7,10 +7,10 @@ mod aws;
 mod fake_translate;
 #[path = "api/helpers.rs"]
 mod helpers;
-#[path = "support/parsed_mail.rs"]
-mod parsed_mail;
 #[path = "support/iam.rs"]
 mod iam;
+#[path = "support/parsed_mail.rs"]
+mod parsed_mail;
 #[path = "support/private_moto.rs"]
 mod private_moto;
 
@@ -71,7 +71,8 @@ async fn warm_catalog_pages_make_no_dynamodb_call() {
     assert_eq!(app.storage().dynamodb_calls(ListProducts), cold);
 
     // A write through this process drops the list at once.
-    let r = app.patch_as("/api/services/products/STARK-MK85/", &admin, serde_json::json!({ "name": "Mark LXXXVI" })).await;
+    let r =
+        app.patch_as("/api/services/products/STARK-MK85/", &admin, serde_json::json!({ "name": "Mark LXXXVI" })).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(app.get("/api/services/products/", None).await.body["products"][0]["name"], "Mark LXXXVI");
     assert_eq!(app.storage().dynamodb_calls(ListProducts), cold + 1);

@@ -78,7 +78,11 @@ fn a_renewal_says_so_and_names_the_new_period_in_every_language() {
         );
     }
     let low = render(&job(EmailTemplate::RenewalLowBalance, Lang::En)).unwrap();
-    assert!(low.text.contains("1,234.99 USD") && low.text.contains("5.00 USD") && low.text.contains("2026-12-26"), "{}", low.text);
+    assert!(
+        low.text.contains("1,234.99 USD") && low.text.contains("5.00 USD") && low.text.contains("2026-12-26"),
+        "{}",
+        low.text
+    );
 }
 
 #[test]
@@ -93,9 +97,18 @@ fn each_part_carries_what_every_email_must() {
             for part in [&e.text, &e.html] {
                 assert!(part.contains(SUPPORT_EMAIL), "{what}: no support footer");
                 assert!(part.contains("tony"), "{what}: no greeting by name");
-                for name in
-                    ["username", "code", "product", "plan", "amount", "balance", "period_start", "period_end", "days", "support_email"]
-                {
+                for name in [
+                    "username",
+                    "code",
+                    "product",
+                    "plan",
+                    "amount",
+                    "balance",
+                    "period_start",
+                    "period_end",
+                    "days",
+                    "support_email",
+                ] {
                     assert!(!part.contains(&format!("{{{name}}}")), "{what}: {{{name}}} left unfilled");
                 }
             }

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue as AV, BillingMode, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType, TransactWriteItem, Update,
+    KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -224,6 +224,29 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// The items of `keys` that exist, in any order: BatchGetItem, 100 keys a call, strongly
+    /// consistent, with what DynamoDB leaves unprocessed asked again after a short pause.
+    async fn batch_get(&self, keys: Vec<Item>) -> anyhow::Result<Vec<Item>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(HashMap::from([(
+                self.table.clone(),
+                KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true).build()?,
+            )]));
+            let mut pause = std::time::Duration::from_millis(10);
+            while let Some(req) = pending.take() {
+                let out = self.client.batch_get_item().set_request_items(Some(req)).send().await.map_err(dynamo)?;
+                found.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+                pending = out.unprocessed_keys.filter(|u| !u.is_empty());
+                if pending.is_some() {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(500));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Puts `item` if `condition` holds; otherwise reads the item that holds its key. `None`:
     /// written; `Some(item)`: held by that item. When the holder vanishes between the two
     /// calls, the put is tried again (a few times).
@@ -376,6 +399,11 @@ impl UserStore for DynamoStore {
 
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, InfraError> {
         self.get(key(user_pk(id), "PROFILE")).await?.as_ref().map(user_from_item).transpose()
+    }
+
+    async fn users_by_id(&self, ids: &[String]) -> Result<Vec<User>, InfraError> {
+        let items = self.batch_get(ids.iter().map(|id| key(user_pk(id), "PROFILE")).collect()).await?;
+        items.iter().map(user_from_item).collect()
     }
 
     async fn set_password_hash(

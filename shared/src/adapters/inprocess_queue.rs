@@ -17,6 +17,33 @@ enum Message {
     Flush(oneshot::Sender<()>),
 }
 
+/// Jobs the worker handles at once: one email-log write and one outbox write for the lot.
+const BATCH: usize = 64;
+
+/// Sends a batch; what failed for a passing reason (a busy disk) gets one more try, and what
+/// still fails stays in the outbox for the sweep. Entries handled for good leave the outbox.
+async fn handle(sender: &Sender, outbox: &dyn OutboxStore, jobs: &[EmailJob], entries: Vec<Option<OutboxEntry>>) {
+    let mut deliveries = sender.deliver_batch_logged(jobs).await;
+    let again: Vec<usize> = (0..jobs.len()).filter(|&i| matches!(deliveries[i], Delivery::Retry { .. })).collect();
+    if !again.is_empty() {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let retried: Vec<EmailJob> = again.iter().map(|&i| jobs[i].clone()).collect();
+        for (i, d) in again.into_iter().zip(sender.deliver_batch_logged(&retried).await) {
+            deliveries[i] = d;
+        }
+    }
+    let done: Vec<OutboxEntry> = entries
+        .into_iter()
+        .zip(&deliveries)
+        .filter_map(|(e, d)| e.filter(|_| !matches!(d, Delivery::Retry { .. })))
+        .collect();
+    if !done.is_empty() {
+        if let Err(err) = outbox.delete_outbox_many(&done).await {
+            tracing::warn!(jobs = done.len(), error = %err, "handled email jobs could not be removed from the outbox");
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct InProcessQueue {
     tx: mpsc::UnboundedSender<Message>,
@@ -37,38 +64,53 @@ impl InProcessQueue {
     pub fn start(sender: Sender, outbox: Arc<dyn OutboxStore>) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {
-            while let Some(message) = rx.recv().await {
-                let (job, entry) = match message {
-                    Message::Job(job) => (job, None),
-                    Message::Entry(e) => (e.job.clone(), Some(e)),
-                    Message::Flush(done) => {
-                        let _ = done.send(());
-                        continue;
+            while let Some(first) = rx.recv().await {
+                // What has queued up while the last batch was handled, up to a flush: FIFO,
+                // so a flush is answered once everything before it is handled.
+                let mut batch = vec![first];
+                while batch.len() < BATCH && !matches!(batch.last(), Some(Message::Flush(_))) {
+                    match rx.try_recv() {
+                        Ok(m) => batch.push(m),
+                        Err(_) => break,
                     }
-                };
-                let mut delivery = sender.deliver_logged(&job).await;
-                if let Delivery::Retry { .. } = delivery {
-                    // One more try for a passing failure (a busy disk); what still fails stays
-                    // in the outbox for the sweep.
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    delivery = sender.deliver_logged(&job).await;
                 }
-                if let (Some(e), false) = (entry, matches!(delivery, Delivery::Retry { .. })) {
-                    if let Err(err) = outbox.delete_outbox(&e).await {
-                        tracing::warn!(job_id = %e.job.job_id, error = %err, "handled email job could not be removed from the outbox");
+                let mut jobs = Vec::with_capacity(batch.len());
+                let mut entries = Vec::with_capacity(batch.len());
+                let mut flushes = Vec::new();
+                for m in batch {
+                    match m {
+                        Message::Job(job) => {
+                            jobs.push(job);
+                            entries.push(None);
+                        }
+                        Message::Entry(e) => {
+                            jobs.push(e.job.clone());
+                            entries.push(Some(e));
+                        }
+                        Message::Flush(done) => flushes.push(done),
                     }
+                }
+                if !jobs.is_empty() {
+                    handle(&sender, outbox.as_ref(), &jobs, entries).await;
+                }
+                for done in flushes {
+                    let _ = done.send(());
                 }
             }
         });
         InProcessQueue { tx }
     }
 
-    /// Waits until every job queued so far has been written (the worker is FIFO). `stark`
-    /// calls it before exiting, so no queued email is lost on shutdown.
-    pub async fn flush(&self) -> Result<(), InfraError> {
+    /// Waits until every job queued before this call has been handled (the worker is FIFO).
+    /// `stark` calls it before exiting, so no queued email is lost on shutdown.
+    pub fn flush(&self) -> impl std::future::Future<Output = Result<(), InfraError>> + Send + 'static {
+        // Queued now, not when first polled: "before this call" is exact.
         let (done, flushed) = oneshot::channel();
-        self.tx.send(Message::Flush(done)).map_err(|_| anyhow::anyhow!("the in-process email worker has stopped"))?;
-        flushed.await.map_err(|_| anyhow::anyhow!("the in-process email worker has stopped"))
+        let queued = self.tx.send(Message::Flush(done));
+        async move {
+            queued.map_err(|_| anyhow::anyhow!("the in-process email worker has stopped"))?;
+            flushed.await.map_err(|_| anyhow::anyhow!("the in-process email worker has stopped"))
+        }
     }
 }
 

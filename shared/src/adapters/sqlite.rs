@@ -253,8 +253,7 @@ impl UserStore for SqliteStore {
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, InfraError> {
         let email = email.as_str().to_string();
         self.run(move |c| {
-            c.row(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"), [email], user_from_row)
-                .optional()
+            c.row(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"), [email], user_from_row).optional()
         })
         .await
     }
@@ -263,6 +262,22 @@ impl UserStore for SqliteStore {
         let id = id.to_string();
         self.run(move |c| {
             c.row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id], user_from_row).optional()
+        })
+        .await
+    }
+
+    async fn users_by_id(&self, ids: &[String]) -> Result<Vec<User>, InfraError> {
+        let ids = ids.to_vec();
+        self.run(move |c| {
+            let mut users = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(u) =
+                    c.row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id], user_from_row).optional()?
+                {
+                    users.push(u);
+                }
+            }
+            Ok(users)
         })
         .await
     }
@@ -523,7 +538,6 @@ impl RefreshTokenStore for SqliteStore {
 
     async fn revoke_family(&self, family_id: &str) -> Result<(), InfraError> {
         let f = family_id.to_string();
-        self.run(move |c| c.exec("UPDATE refresh_families SET revoked = 1 WHERE family_id = ?1", [f]).map(|_| ()))
-            .await
+        self.run(move |c| c.exec("UPDATE refresh_families SET revoked = 1 WHERE family_id = ?1", [f]).map(|_| ())).await
     }
 }

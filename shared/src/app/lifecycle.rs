@@ -19,7 +19,7 @@ use crate::app::billing::{day, email_job, PAYMENT_METHOD};
 use crate::app::retry::RetryPolicy;
 use crate::app::{outbox, AppContext};
 use crate::domain::lifecycle::{due_day, Due};
-use crate::domain::{Money, Payment, Plan, Product, ProductId, SubStatus, Subscription, TxnKind, WalletTxn};
+use crate::domain::{Money, Payment, Plan, Product, ProductId, SubStatus, Subscription, TxnKind, User, WalletTxn};
 use crate::ports::{
     Commit, CommitError, Conflict, DeadLetters, DueCursor, EmailTemplate, InfraError, LifecycleRun, LiveSlot,
     OutboxEntry, RunCounts, ShardMessage, ShardQueue,
@@ -70,15 +70,7 @@ pub fn run_id(now: DateTime<Utc>, unique: &str) -> String {
 
 /// The record of a run about to start.
 pub fn new_run(run_id: String, now: DateTime<Utc>, started_at: DateTime<Utc>, shards: u32) -> LifecycleRun {
-    LifecycleRun {
-        run_id,
-        now,
-        started_at,
-        finished_at: None,
-        shards,
-        shards_done: 0,
-        counts: RunCounts::default(),
-    }
+    LifecycleRun { run_id, now, started_at, finished_at: None, shards, shards_done: 0, counts: RunCounts::default() }
 }
 
 /// Every shard, in this process, then the embedded store's expiry. Returns the run as
@@ -222,8 +214,20 @@ pub async fn run_shard(
             subscription_id: last.subscription_id.clone(),
         });
         let full = page.len() == PAGE;
-        let handled: Vec<Result<Handled, InfraError>> =
-            stream::iter(page).map(|sub| handle(ctx, sub, now, opts, &products)).buffer_unordered(CONCURRENCY).collect().await;
+        // The page's users in one read: their address, name and language for the emails.
+        let mut ids: Vec<String> = page.iter().map(|s| s.user_id.clone()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let users: HashMap<String, User> =
+            ctx.stores.users.users_by_id(&ids).await?.into_iter().map(|u| (u.id.clone(), u)).collect();
+        let handled: Vec<Result<Handled, InfraError>> = stream::iter(page)
+            .map(|sub| {
+                let user = users.get(&sub.user_id);
+                handle(ctx, sub, user, now, opts, &products)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
         for h in handled {
             let h = h?;
             counts.add(&h.counts);
@@ -287,6 +291,7 @@ struct Step {
 async fn handle(
     ctx: &AppContext,
     indexed: Subscription,
+    user: Option<&User>,
     now: DateTime<Utc>,
     opts: &RunOptions<'_>,
     products: &ProductCache,
@@ -312,7 +317,7 @@ async fn handle(
         if opts.dry_run && matches!(due, Due::Renewal | Due::Retry { .. }) && dry_balance.is_none() {
             dry_balance = Some(ctx.stores.subscriptions.wallet(&sub.user_id, 0).await?.0);
         }
-        let Some(step) = decide(ctx, &sub, due, &product, now, short, dry_balance).await? else {
+        let Some(step) = decide(ctx, &sub, user, due, &product, now, short, dry_balance).await? else {
             tracing::error!(subscription_id = %sub.subscription_id, plan_id = %sub.renewal_plan_id(), "due subscription's plan does not exist");
             return Ok(Handled { counts: left_one(counts), left_on: Some(left()) });
         };
@@ -357,9 +362,11 @@ fn left_one(mut c: RunCounts) -> RunCounts {
 
 /// The step `due` asks for, ready to commit. `short`: the last charge failed on the balance,
 /// so this is the failure. None when the plan to charge does not exist.
+#[allow(clippy::too_many_arguments)]
 async fn decide(
     ctx: &AppContext,
     sub: &Subscription,
+    user: Option<&User>,
     due: Due,
     product: &Product,
     now: DateTime<Utc>,
@@ -369,14 +376,15 @@ async fn decide(
     let plan_name = |id| product.plan(id).map_or_else(|| id.to_string(), |p: &Plan| p.name.clone());
     let mut counts = RunCounts::default();
     let mut outbox: Vec<OutboxEntry> = Vec::new();
-    let user = ctx.stores.users.user_by_id(&sub.user_id).await?;
+    // No user (an account deleted under its subscription): the step is taken, no email.
     let mut job = |template: EmailTemplate, vars: Vec<(&str, String)>, counts: &mut RunCounts| {
-        if let Some(u) = &user {
+        if let Some(u) = user {
             outbox.push(outbox::entry(ctx, email_job(u, template, vars)));
             counts.emails += 1;
         }
     };
-    let base = |next: &Subscription| Commit { subscription: Some((next.clone(), Some(sub.version))), ..Commit::default() };
+    let base =
+        |next: &Subscription| Commit { subscription: Some((next.clone(), Some(sub.version))), ..Commit::default() };
     let step = match due {
         Due::TrialEnd | Due::End => {
             let next = sub.ended(now);
@@ -443,11 +451,7 @@ async fn decide(
                 );
                 let line = format!(
                     "{} {} {}: renew on {} for {} ({period})",
-                    sub.subscription_id,
-                    sub.product_id,
-                    sub.plan_id,
-                    plan.plan_id,
-                    money(price)
+                    sub.subscription_id, sub.product_id, sub.plan_id, plan.plan_id, price
                 );
                 let commit = Commit { wallet, payment: Some(payment), ..base(&next) };
                 Step { commit, next, counts, charge: price.amount_minor > 0, line }
@@ -466,14 +470,18 @@ async fn decide(
                 ],
                 &mut counts,
             );
-            let line = format!("{} {} {}: remind {days_before} day(s) before the end", sub.subscription_id, sub.product_id, sub.plan_id);
+            let line = format!(
+                "{} {} {}: remind {days_before} day(s) before the end",
+                sub.subscription_id, sub.product_id, sub.plan_id
+            );
             Step { commit: base(&next), next, counts, charge: false, line }
         }
         Due::BalanceCheck => {
             let next = sub.balance_checked(now);
             let plan = product.plan(sub.renewal_plan_id()).or_else(|| product.plan(&sub.plan_id));
             let balance = ctx.stores.subscriptions.wallet(&sub.user_id, 0).await?.0;
-            let mut line = format!("{} {} {}: balance enough for the renewal", sub.subscription_id, sub.product_id, sub.plan_id);
+            let mut line =
+                format!("{} {} {}: balance enough for the renewal", sub.subscription_id, sub.product_id, sub.plan_id);
             if let Some(plan) = plan.filter(|p| balance < p.price.amount_minor) {
                 counts.low_balance += 1;
                 job(
@@ -493,8 +501,8 @@ async fn decide(
                     sub.subscription_id,
                     sub.product_id,
                     sub.plan_id,
-                    money(Money { amount_minor: balance, currency: plan.price.currency }),
-                    money(plan.price)
+                    Money { amount_minor: balance, currency: plan.price.currency },
+                    plan.price
                 );
             }
             Step { commit: base(&next), next, counts, charge: false, line }
@@ -503,10 +511,6 @@ async fn decide(
     let mut step = step;
     step.commit.outbox = outbox;
     Ok(Some(step))
-}
-
-fn money(m: Money) -> String {
-    m.to_string()
 }
 
 /// The balance could not pay the renewal: the first failure makes it `past_due` and says so
@@ -520,7 +524,8 @@ fn failed_charge(
     counts: &mut RunCounts,
     job: &mut impl FnMut(EmailTemplate, Vec<(&str, String)>, &mut RunCounts),
 ) -> Step {
-    let base = |next: &Subscription| Commit { subscription: Some((next.clone(), Some(sub.version))), ..Commit::default() };
+    let base =
+        |next: &Subscription| Commit { subscription: Some((next.clone(), Some(sub.version))), ..Commit::default() };
     let head = format!("{} {} {}", sub.subscription_id, sub.product_id, sub.plan_id);
     match due {
         Due::Retry { attempt } => {
@@ -536,10 +541,16 @@ fn failed_charge(
                     ],
                     counts,
                 );
-                let line = format!("{head}: retry {attempt} short of {}, expired", money(plan.price));
-                Step { commit: Commit { live: Some(LiveSlot::Release), ..base(&next) }, next, counts: *counts, charge: false, line }
+                let line = format!("{head}: retry {attempt} short of {}, expired", plan.price);
+                Step {
+                    commit: Commit { live: Some(LiveSlot::Release), ..base(&next) },
+                    next,
+                    counts: *counts,
+                    charge: false,
+                    line,
+                }
             } else {
-                let line = format!("{head}: retry {attempt} short of {}", money(plan.price));
+                let line = format!("{head}: retry {attempt} short of {}", plan.price);
                 Step { commit: base(&next), next, counts: *counts, charge: false, line }
             }
         }
@@ -556,7 +567,7 @@ fn failed_charge(
                 ],
                 counts,
             );
-            let line = format!("{head}: renewal short of {}, past_due", money(plan.price));
+            let line = format!("{head}: renewal short of {}, past_due", plan.price);
             Step { commit: base(&next), next, counts: *counts, charge: false, line }
         }
     }

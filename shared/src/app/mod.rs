@@ -3,8 +3,8 @@
 pub mod auth;
 pub mod billing;
 pub mod catalog;
-pub mod lifecycle;
 mod context;
+pub mod lifecycle;
 pub mod notify;
 pub mod outbox;
 pub mod retry;

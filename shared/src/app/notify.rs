@@ -3,6 +3,7 @@
 //! The Lambda `email-sender` runs it per SQS record; `stark serve` per in-process job.
 
 use chrono::{DateTime, Duration, Utc};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::ports::{Clock, DeadLetters, EmailJob, EmailLog, Mailer, SendClaim, SendFailure};
@@ -60,66 +61,135 @@ pub struct Sender {
 
 impl Sender {
     pub async fn deliver(&self, job: &EmailJob) -> Delivery {
+        let mut d = self.deliver_batch(std::slice::from_ref(job)).await;
+        d.pop().unwrap_or(Delivery::Retry { reason: "the sender answered nothing".into() })
+    }
+
+    /// Delivers a batch: each job as `deliver` would, with the email log's claims and sent
+    /// marks written once for the lot (the local worker's path). Answers in the jobs' order.
+    pub async fn deliver_batch(&self, jobs: &[EmailJob]) -> Vec<Delivery> {
         let now = self.clock.now();
-        if job.not_after.is_some_and(|t| t < now) {
-            return Delivery::Expired;
+        let mut out: Vec<Option<Delivery>> = jobs.iter().map(|_| None).collect();
+        let mut ready = Vec::with_capacity(jobs.len());
+        // A job that is in the batch twice (a sweep met a relay) is sent for its first.
+        let mut first_of: HashMap<&str, usize> = HashMap::new();
+        let mut repeats = Vec::new();
+        for (i, job) in jobs.iter().enumerate() {
+            if let Some(&first) = first_of.get(job.job_id.as_str()) {
+                repeats.push((i, first));
+                continue;
+            }
+            first_of.insert(&job.job_id, i);
+            if job.not_after.is_some_and(|t| t < now) {
+                out[i] = Some(Delivery::Expired);
+                continue;
+            }
+            match crate::email::render(job) {
+                Ok(e) => ready.push((i, e)),
+                Err(e) => out[i] = Some(Delivery::Undeliverable { reason: e.to_string() }),
+            }
         }
-        let email = match crate::email::render(job) {
-            Ok(e) => e,
-            Err(e) => return Delivery::Undeliverable { reason: e.to_string() },
-        };
         // A lease ends `LEASE` after it was taken, so one taken before `takes_over_before`
         // ends before `takes_over_before + LEASE`: treating leases that end by then as run
         // out frees exactly those of the processes before this one.
         let free_until = self.takes_over_before.map_or(now, |t| now.max(t + LEASE));
-        match self.log.claim_send(&job.job_id, free_until, now + LEASE, now + KEEP).await {
-            Err(e) => return Delivery::Retry { reason: format!("email log: {e:#}") },
-            Ok(SendClaim::Sent { .. } | SendClaim::Rejected { .. }) => return Delivery::Duplicate,
-            Ok(SendClaim::InFlight) => return Delivery::Retry { reason: "another sender holds this job".into() },
-            Ok(SendClaim::Claimed) => {}
-        }
-        match self.mailer.send(&email).await {
-            Ok(message_id) => {
-                if let Err(e) = self.log.mark_sent(&job.job_id, &message_id).await {
-                    // Sent all the same; a redelivery within the lease still finds it held.
-                    tracing::warn!(job_id = %job.job_id, error = %e, "sent email could not be recorded");
+        let ids: Vec<&str> = ready.iter().map(|(i, _)| jobs[*i].job_id.as_str()).collect();
+        let claims = match self.log.claim_sends(&ids, free_until, now + LEASE, now + KEEP).await {
+            Ok(c) if c.len() == ready.len() => c,
+            Ok(_) => return finish(out, "the email log answered a different number of claims"),
+            Err(e) => return finish(out, &format!("email log: {e:#}")),
+        };
+        let mut claimed = Vec::with_capacity(ready.len());
+        for ((i, email), claim) in ready.into_iter().zip(claims) {
+            match claim {
+                SendClaim::Claimed => claimed.push((i, email)),
+                SendClaim::Sent { .. } | SendClaim::Rejected { .. } => out[i] = Some(Delivery::Duplicate),
+                SendClaim::InFlight => {
+                    out[i] = Some(Delivery::Retry { reason: "another sender holds this job".into() })
                 }
-                Delivery::Sent { message_id }
-            }
-            Err(SendFailure::Rejected(reason)) => {
-                if let Err(e) = self.log.mark_rejected(&job.job_id, &job.to, &reason).await {
-                    tracing::warn!(job_id = %job.job_id, error = %e, "rejection could not be recorded");
-                }
-                Delivery::Rejected { reason }
-            }
-            Err(SendFailure::Transient(e)) => {
-                if let Err(release) = self.log.release_send(&job.job_id).await {
-                    tracing::warn!(job_id = %job.job_id, error = %release, "send claim could not be released");
-                }
-                Delivery::Retry { reason: format!("{e:#}") }
             }
         }
+        let sent = futures::future::join_all(claimed.iter().map(|(i, email)| async move {
+            let job = &jobs[*i];
+            let d = match self.mailer.send(email).await {
+                Ok(message_id) => Delivery::Sent { message_id },
+                Err(SendFailure::Rejected(reason)) => {
+                    if let Err(e) = self.log.mark_rejected(&job.job_id, &job.to, &reason).await {
+                        tracing::warn!(job_id = %job.job_id, error = %e, "rejection could not be recorded");
+                    }
+                    Delivery::Rejected { reason }
+                }
+                Err(SendFailure::Transient(e)) => {
+                    if let Err(release) = self.log.release_send(&job.job_id).await {
+                        tracing::warn!(job_id = %job.job_id, error = %release, "send claim could not be released");
+                    }
+                    Delivery::Retry { reason: format!("{e:#}") }
+                }
+            };
+            (*i, d)
+        }))
+        .await;
+        let marks: Vec<(&str, &str)> = sent
+            .iter()
+            .filter_map(|(i, d)| match d {
+                Delivery::Sent { message_id } => Some((jobs[*i].job_id.as_str(), message_id.as_str())),
+                _ => None,
+            })
+            .collect();
+        if !marks.is_empty() {
+            if let Err(e) = self.log.mark_sent_many(&marks).await {
+                // Sent all the same; a redelivery within the lease still finds them held.
+                tracing::warn!(jobs = marks.len(), error = %e, "sent emails could not be recorded");
+            }
+        }
+        for (i, d) in sent {
+            out[i] = Some(d);
+        }
+        for (i, first) in repeats {
+            out[i] = Some(match &out[first] {
+                Some(Delivery::Retry { reason }) => Delivery::Retry { reason: reason.clone() },
+                _ => Delivery::Duplicate,
+            });
+        }
+        finish(out, "not handled")
+    }
+
+    /// `deliver_batch`, each outcome logged as `deliver_logged` logs it.
+    pub async fn deliver_batch_logged(&self, jobs: &[EmailJob]) -> Vec<Delivery> {
+        let deliveries = self.deliver_batch(jobs).await;
+        for (job, d) in jobs.iter().zip(&deliveries) {
+            log_delivery(job, d);
+        }
+        deliveries
     }
 
     /// Delivers one job and logs the outcome (never the variables: they may hold a code).
     pub async fn deliver_logged(&self, job: &EmailJob) -> Delivery {
         let d = self.deliver(job).await;
-        let (id, template) = (&job.job_id, job.template.as_str());
-        match &d {
-            Delivery::Sent { message_id } => tracing::info!(job_id = %id, template, message_id, "email sent"),
-            Delivery::Duplicate => tracing::info!(job_id = %id, template, "email already handled; nothing sent"),
-            Delivery::Expired => tracing::info!(job_id = %id, template, "email job expired; nothing sent"),
-            Delivery::Rejected { reason } => {
-                tracing::warn!(job_id = %id, template, reason, "the provider refused this recipient; recorded in the email log, not retried")
-            }
-            Delivery::Undeliverable { reason } => {
-                tracing::error!(job_id = %id, template, reason, "email job cannot be rendered")
-            }
-            Delivery::Retry { reason } => {
-                tracing::warn!(job_id = %id, template, reason, "email send failed; will retry")
-            }
-        }
+        log_delivery(job, &d);
         d
+    }
+}
+
+/// Every job still without an outcome gets `Retry` with `reason`.
+fn finish(out: Vec<Option<Delivery>>, reason: &str) -> Vec<Delivery> {
+    out.into_iter().map(|d| d.unwrap_or_else(|| Delivery::Retry { reason: reason.to_string() })).collect()
+}
+
+/// Logs one outcome (never the variables: they may hold a code).
+fn log_delivery(job: &EmailJob, d: &Delivery) {
+    let (id, template) = (&job.job_id, job.template.as_str());
+    match d {
+        Delivery::Sent { message_id } => tracing::info!(job_id = %id, template, message_id, "email sent"),
+        Delivery::Duplicate => tracing::info!(job_id = %id, template, "email already handled; nothing sent"),
+        Delivery::Expired => tracing::info!(job_id = %id, template, "email job expired; nothing sent"),
+        Delivery::Rejected { reason } => {
+            tracing::warn!(job_id = %id, template, reason, "the provider refused this recipient; recorded in the email log, not retried")
+        }
+        Delivery::Undeliverable { reason } => {
+            tracing::error!(job_id = %id, template, reason, "email job cannot be rendered")
+        }
+        Delivery::Retry { reason } => tracing::warn!(job_id = %id, template, reason, "email send failed; will retry"),
     }
 }
 

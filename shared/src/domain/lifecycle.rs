@@ -24,9 +24,7 @@ pub const MAX_DUE_SHARDS: u32 = 256;
 /// The due shard of a subscription among `shards`: FNV-1a of its id, stable across builds and
 /// platforms.
 pub fn due_shard(subscription_id: &str, shards: u32) -> u32 {
-    let hash = subscription_id
-        .bytes()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let hash = subscription_id.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
     hash % shards.max(1)
 }
 

@@ -293,7 +293,10 @@ mod tests {
     async fn a_stored_hash_asking_for_too_much_memory_matches_nothing() {
         let svc = PasswordHasherService::new(HashCost::TEST).unwrap();
         let pw = Password::parse("correct horse").unwrap();
-        let huge = PasswordHash(format!("$argon2id$v=19$m={},t=1,p=1$NZS5x9H8iFBliHvd49AQ2A$p45nELRf4y41mv1fw4LRUTO/SHdCEMNxDv+pupdL6kc", MAX_STORED_M_KIB + 1));
+        let huge = PasswordHash(format!(
+            "$argon2id$v=19$m={},t=1,p=1$NZS5x9H8iFBliHvd49AQ2A$p45nELRf4y41mv1fw4LRUTO/SHdCEMNxDv+pupdL6kc",
+            MAX_STORED_M_KIB + 1
+        ));
         assert_eq!(svc.verify(&pw, Some(&huge)).await.unwrap(), Verdict::Mismatch);
     }
 

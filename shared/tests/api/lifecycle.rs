@@ -152,7 +152,8 @@ async fn a_trial_is_reminded_3_days_and_1_day_before_then_expires() {
     // The slot is free: the product can be bought again (the trial stays used).
     credit(&app, &admin, &email, 1000).await;
     assert_eq!(buy(&app, &fresh(&app, &email).await, "MONTHLY").await.status, 201);
-    let r = app.post_as("/api/services/start-trial/", &fresh(&app, &email).await, json!({ "product_id": PRODUCT })).await;
+    let r =
+        app.post_as("/api/services/start-trial/", &fresh(&app, &email).await, json!({ "product_id": PRODUCT })).await;
     assert_eq!(r.code(), "trial_already_used");
 }
 
@@ -173,17 +174,33 @@ async fn monthly_from_jan_31_renews_on_the_calendar_13_times_without_drift() {
     assert_eq!(sub["current_period_end"], "2028-03-31T10:00:00Z", "the 31st stays the 31st");
     let w = wallet(&app, &email).await;
     assert_eq!(balance(&w), 0, "14 periods paid: the purchase and 13 renewals");
-    let renewals: Vec<&Value> =
-        w["transactions"].as_array().unwrap().iter().filter(|t| t["reference"].as_str().unwrap().starts_with("renewal")).collect();
+    let renewals: Vec<&Value> = w["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["reference"].as_str().unwrap().starts_with("renewal"))
+        .collect();
     assert_eq!(renewals.len(), 13);
-    let mut periods: Vec<String> = renewals.iter().map(|t| t["reference"].as_str().unwrap().rsplit(' ').next().unwrap().to_string()).collect();
+    let mut periods: Vec<String> =
+        renewals.iter().map(|t| t["reference"].as_str().unwrap().rsplit(' ').next().unwrap().to_string()).collect();
     periods.reverse();
     let ends: Vec<&str> = periods.iter().map(|p| &p[12..]).collect();
     assert_eq!(
         ends,
         [
-            "2027-03-31", "2027-04-30", "2027-05-31", "2027-06-30", "2027-07-31", "2027-08-31", "2027-09-30",
-            "2027-10-31", "2027-11-30", "2027-12-31", "2028-01-31", "2028-02-29", "2028-03-31"
+            "2027-03-31",
+            "2027-04-30",
+            "2027-05-31",
+            "2027-06-30",
+            "2027-07-31",
+            "2027-08-31",
+            "2027-09-30",
+            "2027-10-31",
+            "2027-11-30",
+            "2027-12-31",
+            "2028-01-31",
+            "2028-02-29",
+            "2028-03-31"
         ]
     );
     assert!(renewals.iter().all(|t| t["type"] == "debit" && t["amount"]["amount_minor"] == 1000));
@@ -231,7 +248,11 @@ async fn a_short_wallet_goes_past_due_then_a_top_up_and_the_next_retry_renew_it(
     let sub = subscription(&app, &email).await;
     assert_eq!(sub["status"], "past_due");
     assert_eq!(sent(&app, &email, "payment_failed").len(), 1);
-    assert_eq!(run_at(&app, end + Duration::days(1)).await.counts, Default::default(), "a day after the end is too soon");
+    assert_eq!(
+        run_at(&app, end + Duration::days(1)).await.counts,
+        Default::default(),
+        "a day after the end is too soon"
+    );
 
     credit(&app, &admin, &email, 1000).await;
     let run = run_on(&app, failed_at + Duration::days(1)).await;
@@ -292,7 +313,8 @@ async fn reminders_go_only_to_subscriptions_that_will_not_renew_and_one_per_run(
     let r = buy(&app, &t2, "MONTHLY").await;
     let end = t(r.body["subscription"]["current_period_end"].as_str().unwrap());
     let id = r.body["subscription"]["subscription_id"].as_str().unwrap().to_string();
-    let r = app.post_as(&format!("/api/services/subscriptions/{id}/cancel/"), &t2, json!({ "at_period_end": true })).await;
+    let r =
+        app.post_as(&format!("/api/services/subscriptions/{id}/cancel/"), &t2, json!({ "at_period_end": true })).await;
     assert_eq!(r.status, 200);
     // A late first run, past both reminder points: only the latest (1 day) goes out.
     let run = run_on(&app, end - Duration::hours(12)).await;
@@ -375,7 +397,10 @@ impl stark::ports::SubscriptionStore for FailingAfter {
     async fn user_subscriptions(&self, u: &str) -> anyhow::Result<Vec<stark::domain::Subscription>> {
         self.inner.user_subscriptions(u).await
     }
-    async fn product_subscriptions(&self, p: &stark::domain::ProductId) -> anyhow::Result<Vec<stark::domain::Subscription>> {
+    async fn product_subscriptions(
+        &self,
+        p: &stark::domain::ProductId,
+    ) -> anyhow::Result<Vec<stark::domain::Subscription>> {
         self.inner.product_subscriptions(p).await
     }
     async fn wallet(&self, u: &str, limit: usize) -> anyhow::Result<(i64, Vec<stark::domain::WalletTxn>)> {
@@ -413,7 +438,8 @@ async fn a_run_that_fails_halfway_is_finished_by_the_next_with_nothing_twice() {
         ..stark::config::LocalConfig::embedded(app.data_dir.clone())
     };
     let (dying, queue) = stark::config::local_context_with(&cfg, app.clock.clone(), stores).await.unwrap();
-    let err = crate::iam::AS_FUNCTION.scope("lifecycle-worker", run_lifecycle(&dying, now, &RunOptions::default())).await;
+    let err =
+        crate::iam::AS_FUNCTION.scope("lifecycle-worker", run_lifecycle(&dying, now, &RunOptions::default())).await;
     assert!(err.is_err(), "the injected failure stops the run");
     queue.unwrap().flush().await.unwrap();
     let paid_before: usize = emails.iter().map(|e| sent(&app, e, "payment_confirmation").len() - 1).sum();
@@ -436,12 +462,14 @@ async fn a_renewal_racing_an_upgrade_or_a_cancel_ends_as_if_one_came_after_the_o
     let r = buy(&app, &t1, "WEEKLY").await;
     let end = t(r.body["subscription"]["current_period_end"].as_str().unwrap());
     let r2 = buy(&app, &t2, "WEEKLY").await;
-    let cancel_path = format!("/api/services/subscriptions/{}/cancel/", r2.body["subscription"]["subscription_id"].as_str().unwrap());
+    let cancel_path =
+        format!("/api/services/subscriptions/{}/cancel/", r2.body["subscription"]["subscription_id"].as_str().unwrap());
     app.clock.advance(end - app.clock.now());
     let (t1, t2) = (fresh(&app, &upgrader).await, fresh(&app, &canceller).await);
     let run = run_at(&app, end);
     let upgrade = async {
-        app.post_as(PURCHASE, &t1, json!({ "product_id": PRODUCT, "plan_id": "GOLD", "payment_method": "STARK_PAY" })).await
+        app.post_as(PURCHASE, &t1, json!({ "product_id": PRODUCT, "plan_id": "GOLD", "payment_method": "STARK_PAY" }))
+            .await
     };
     let cancel = app.post_as(&cancel_path, &t2, json!({ "at_period_end": false }));
     let (_, up, cancelled) = tokio::join!(run, upgrade, cancel);
@@ -451,7 +479,13 @@ async fn a_renewal_racing_an_upgrade_or_a_cancel_ends_as_if_one_came_after_the_o
     // The upgrader: either renewed then upgraded (a 7.00 renewal, then 50.00 less the unused
     // week), or upgraded first (50.00 less nothing: the week is over) and nothing renewed.
     let w = wallet(&app, &upgrader).await;
-    let debits: Vec<i64> = w["transactions"].as_array().unwrap().iter().filter(|t| t["type"] == "debit").map(|t| t["amount"]["amount_minor"].as_i64().unwrap()).collect();
+    let debits: Vec<i64> = w["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["type"] == "debit")
+        .map(|t| t["amount"]["amount_minor"].as_i64().unwrap())
+        .collect();
     let sub = subscription(&app, &upgrader).await;
     assert_eq!((sub["plan_id"].as_str(), sub["status"].as_str()), (Some("GOLD"), Some("active")));
     match debits.len() {
@@ -548,7 +582,8 @@ async fn a_shard_past_its_deadline_stops_after_a_page_and_the_next_call_finishes
             updated_at: now,
             version: 1,
         };
-        let c = Commit { subscription: Some((sub, None)), live: Some(LiveSlot::Claim), trial: true, ..Commit::default() };
+        let c =
+            Commit { subscription: Some((sub, None)), live: Some(LiveSlot::Claim), trial: true, ..Commit::default() };
         stores.subscriptions.commit(&c).await.unwrap();
     }
     let run = stark::app::lifecycle::new_run("20260601T090000Z-deadline".into(), now, now, shards);
@@ -564,7 +599,10 @@ async fn a_shard_past_its_deadline_stops_after_a_page_and_the_next_call_finishes
         assert_eq!(first.counts.expired, 100, "shard {shard}: one page, then it stops");
         assert_eq!(stores.lifecycle.watermark(shard).await.unwrap(), None, "an unfinished shard keeps its watermark");
         let rest = crate::iam::AS_FUNCTION
-            .scope("lifecycle-worker", stark::app::lifecycle::run_shard(&app.ctx, &run.run_id, now, shard, &RunOptions::default()))
+            .scope(
+                "lifecycle-worker",
+                stark::app::lifecycle::run_shard(&app.ctx, &run.run_id, now, shard, &RunOptions::default()),
+            )
             .await
             .unwrap();
         assert!(rest.complete);

@@ -6,10 +6,10 @@ mod aws;
 #[path = "../support/fake_translate.rs"]
 mod fake_translate;
 mod helpers;
-#[path = "../support/parsed_mail.rs"]
-mod parsed_mail;
 #[path = "../support/iam.rs"]
 mod iam;
+#[path = "../support/parsed_mail.rs"]
+mod parsed_mail;
 #[path = "../support/private_moto.rs"]
 mod private_moto;
 

@@ -23,8 +23,10 @@ contract!(
     idempotency_keys_are_claimed_completed_and_released,
     idempotency_completion_in_a_commit_must_hold_the_claim,
     the_outbox_lists_old_entries_and_deletes_them,
+    the_outbox_deletes_a_batch,
     codes_are_written_with_their_email,
     the_email_log_sends_each_job_once,
+    the_email_log_takes_a_batch_as_it_takes_each_job,
     a_starting_sender_takes_over_the_leases_of_the_process_before_it,
 );
 
@@ -540,6 +542,19 @@ async fn the_outbox_lists_old_entries_and_deletes_them(s: &Stores) {
     assert_eq!(pending.iter().find(|e| e.job.job_id == entries[1].job.job_id), Some(&entries[1]), "round trip");
 }
 
+async fn the_outbox_deletes_a_batch(s: &Stores) {
+    let base = "2032-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::seconds(rand_secs());
+    let entries: Vec<OutboxEntry> =
+        (0..3).map(|i| OutboxEntry { created_at: base + Duration::seconds(i), job: job() }).collect();
+    s.subscriptions.commit(&Commit { outbox: entries.clone(), ..Commit::default() }).await.unwrap();
+    s.outbox.delete_outbox_many(&[]).await.unwrap();
+    // One of them twice: an entry already gone is fine.
+    s.outbox.delete_outbox_many(&[entries[0].clone(), entries[2].clone(), entries[0].clone()]).await.unwrap();
+    let pending = s.outbox.pending_outbox(base + Duration::days(1), None, 1000).await.unwrap();
+    let left: Vec<&OutboxEntry> = pending.iter().filter(|e| entries.contains(e)).collect();
+    assert_eq!(left, [&entries[1]]);
+}
+
 fn rand_secs() -> i64 {
     (uuid::Uuid::new_v4().as_u128() % 1_000_000) as i64
 }
@@ -620,6 +635,29 @@ async fn the_email_log_sends_each_job_once(s: &Stores) {
         .unwrap();
     let rejected = SendClaim::Rejected { reason: "MessageRejected: no".into() };
     assert_eq!(s.email_log.claim_send(&refused, later, lease, keep).await.unwrap(), rejected);
+}
+
+async fn the_email_log_takes_a_batch_as_it_takes_each_job(s: &Stores) {
+    let now = t0();
+    let (lease, keep) = (now + Duration::minutes(2), now + Duration::days(30));
+    let [fresh, sent, held] = [(); 3].map(|_| uuid::Uuid::now_v7().to_string());
+    s.email_log.claim_send(&sent, now, lease, keep).await.unwrap();
+    s.email_log.mark_sent(&sent, "m-sent").await.unwrap();
+    s.email_log.claim_send(&held, now, lease, keep).await.unwrap();
+    assert_eq!(s.email_log.claim_sends(&[], now, lease, keep).await.unwrap(), []);
+    assert_eq!(
+        s.email_log.claim_sends(&[&fresh, &sent, &held], now, lease, keep).await.unwrap(),
+        [SendClaim::Claimed, SendClaim::Sent { message_id: "m-sent".into() }, SendClaim::InFlight],
+        "each job answered in order, as claim_send answers it"
+    );
+    assert_eq!(s.email_log.claim_sends(&[&fresh], now, lease, keep).await.unwrap(), [SendClaim::InFlight], "taken");
+    s.email_log.mark_sent_many(&[]).await.unwrap();
+    s.email_log.mark_sent_many(&[(&fresh, "m-fresh"), (&held, "m-held")]).await.unwrap();
+    let later = now + Duration::minutes(3);
+    assert_eq!(
+        s.email_log.claim_sends(&[&held, &fresh], later, later + Duration::minutes(2), keep).await.unwrap(),
+        [SendClaim::Sent { message_id: "m-held".into() }, SendClaim::Sent { message_id: "m-fresh".into() }]
+    );
 }
 
 /// A mailer that keeps what it was given.

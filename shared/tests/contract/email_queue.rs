@@ -104,6 +104,43 @@ async fn in_process_queue_sends_a_redelivered_job_once_and_clears_the_outbox() {
 }
 
 #[tokio::test]
+async fn in_process_queue_writes_a_flood_in_batches_and_answers_each_flush_after_what_came_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let (q, stores) = in_process(dir.path());
+    // More than one batch of the worker (64), from the outbox, with a flush halfway.
+    let entries: Vec<stark::ports::OutboxEntry> =
+        (0..150).map(|n| stark::ports::OutboxEntry { created_at: chrono::Utc::now(), job: job(n) }).collect();
+    stores.subscriptions.commit(&stark::ports::Commit { outbox: entries.clone(), ..Default::default() }).await.unwrap();
+    for e in &entries[..100] {
+        q.enqueue_entry(e).await.unwrap();
+    }
+    let halfway = q.flush();
+    for e in &entries[100..] {
+        q.enqueue_entry(e).await.unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(30), halfway).await.unwrap().unwrap();
+    let written = emls(dir.path());
+    assert!(written.len() >= 100, "the flush answered after the 100 before it were written: {}", written.len());
+    tokio::time::timeout(Duration::from_secs(30), q.flush()).await.unwrap().unwrap();
+    let written = emls(dir.path());
+    assert_eq!(written.len(), entries.len(), "each written once");
+    for e in &entries {
+        assert!(written.iter().any(|p| p.file_name().unwrap().to_str().unwrap().starts_with(&e.job.job_id)));
+    }
+    let far = chrono::Utc::now() + chrono::Duration::days(1);
+    assert!(stores.outbox.pending_outbox(far, None, 1000).await.unwrap().is_empty(), "all handled, so removed");
+    // Sent once: a second delivery of every job writes nothing (the email log knows them).
+    for path in written {
+        std::fs::remove_file(path).unwrap();
+    }
+    for e in &entries {
+        q.enqueue(&e.job).await.unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(30), q.flush()).await.unwrap().unwrap();
+    assert_eq!(emls(dir.path()), Vec::<std::path::PathBuf>::new());
+}
+
+#[tokio::test]
 async fn in_process_queue_delivers_jobs_intact() {
     let dir = tempfile::tempdir().unwrap();
     let (q, _stores) = in_process(dir.path());

@@ -51,6 +51,7 @@ fn otp(mac: &str) -> OtpRecord {
 
 contract!(
     users_round_trip,
+    users_are_read_by_id_in_one_batch,
     email_and_username_are_unique_and_atomic,
     role_and_password_updates,
     otp_is_replaced_and_kept_per_purpose,
@@ -77,6 +78,20 @@ async fn users_round_trip(s: &Stores) {
     // Signup stored the first verification code with the user.
     let code = s.otps.get_otp(&u.email, OtpPurpose::Verification).await.unwrap().unwrap();
     assert_eq!(code, otp("m1"));
+}
+
+async fn users_are_read_by_id_in_one_batch(s: &Stores) {
+    assert_eq!(s.users.users_by_id(&[]).await.unwrap(), []);
+    // More than one DynamoDB BatchGetItem holds (100 keys).
+    let made: Vec<User> = (0..130).map(|i| user(&format!("batch{i}@stark.example"), &format!("batch{i}"))).collect();
+    for u in &made {
+        s.users.create_user(u, &otp("m"), &[]).await.unwrap();
+    }
+    let mut ids: Vec<String> = made.iter().map(|u| u.id.clone()).collect();
+    ids.push("nobody".into());
+    let mut got = s.users.users_by_id(&ids).await.unwrap();
+    got.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(got, made, "every user that exists, whole; the missing id is left out");
 }
 
 async fn email_and_username_are_unique_and_atomic(s: &Stores) {

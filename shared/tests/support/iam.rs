@@ -196,8 +196,7 @@ impl Intercept for IamCheck {
                 }
                 for (action, key) in items {
                     if !self.allowed(lambda, action, key.as_deref()) {
-                        refused
-                            .push(format!("{lambda} ({what}) may not {action} on PK {key:?} per template.yaml"));
+                        refused.push(format!("{lambda} ({what}) may not {action} on PK {key:?} per template.yaml"));
                     }
                 }
             }

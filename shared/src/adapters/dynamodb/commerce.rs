@@ -5,9 +5,7 @@
 use async_trait::async_trait;
 
 use crate::adapters::aws_errors::dynamo;
-use aws_sdk_dynamodb::types::{
-    AttributeValue as AV, ConditionCheck, Delete, KeysAndAttributes, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue as AV, ConditionCheck, Delete, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -253,17 +251,11 @@ impl CatalogStore for DynamoStore {
 impl SubscriptionStore for DynamoStore {
     async fn account_state(&self, user_id: &str, product_id: &ProductId) -> Result<AccountState, InfraError> {
         let pk = user_pk(user_id);
-        let mut keys = KeysAndAttributes::builder().consistent_read(true);
-        for sk in [format!("LIVE#{product_id}"), format!("TRIAL#{product_id}"), "WALLET".to_string()] {
-            keys = keys.keys(key(pk.clone(), sk));
-        }
-        let mut pending = Some(HashMap::from([(self.table.clone(), keys.build()?)]));
-        let mut found: Vec<Item> = Vec::new();
-        while let Some(req) = pending.take() {
-            let out = self.client.batch_get_item().set_request_items(Some(req)).send().await.map_err(dynamo)?;
-            found.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
-            pending = out.unprocessed_keys.filter(|u| !u.is_empty());
-        }
+        let keys = [format!("LIVE#{product_id}"), format!("TRIAL#{product_id}"), "WALLET".to_string()]
+            .into_iter()
+            .map(|sk| key(pk.clone(), sk))
+            .collect();
+        let found = self.batch_get(keys).await?;
         let sk_of = |item: &Item| get_s(item, "SK").map(str::to_string).unwrap_or_default();
         let mut state = AccountState { live: None, trial_used: false, balance_minor: 0 };
         for item in &found {

@@ -19,7 +19,10 @@ const PK: &str = "LIFECYCLE";
 
 /// GSI2's keys for a subscription due at `due`.
 pub(super) fn due_keys(sub: &Subscription, due: DateTime<Utc>, shards: u32) -> (String, String) {
-    (due_pk(due_day(due), due_shard(&sub.subscription_id, shards)), format!("{}#{}", ts_string(due), sub.subscription_id))
+    (
+        due_pk(due_day(due), due_shard(&sub.subscription_id, shards)),
+        format!("{}#{}", ts_string(due), sub.subscription_id),
+    )
 }
 
 fn due_pk(day: NaiveDate, shard: u32) -> String {

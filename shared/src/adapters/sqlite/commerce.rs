@@ -92,7 +92,11 @@ pub(super) fn from_doc<T: DeserializeOwned>(s: String) -> rusqlite::Result<T> {
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
-pub(super) fn docs<T: DeserializeOwned>(c: &Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<Vec<T>> {
+pub(super) fn docs<T: DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<T>> {
     let mut stmt = c.prepare_cached(sql)?;
     let rows = stmt.query_map(p, |r| r.get::<_, String>(0))?;
     rows.map(|r| r.and_then(from_doc)).collect()
@@ -165,9 +169,8 @@ impl CatalogStore for SqliteStore {
         let outcome = self
             .run(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let exists = tx
-                    .row("SELECT 1 FROM products WHERE product_id = ?1", [id.as_str()], |_| Ok(()))
-                    .optional()?;
+                let exists =
+                    tx.row("SELECT 1 FROM products WHERE product_id = ?1", [id.as_str()], |_| Ok(())).optional()?;
                 if exists.is_none() {
                     return Ok(Err(CatalogWriteError::NotFound));
                 }
@@ -280,8 +283,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, commit: &Commit) -> rusqlite::Result<Re
             return Ok(Err(Conflict::Subscription));
         }
         if commit.trial
-            && tx
-                .exec("INSERT OR IGNORE INTO trials (user_id, product_id) VALUES (?1, ?2)", params![user, product])?
+            && tx.exec("INSERT OR IGNORE INTO trials (user_id, product_id) VALUES (?1, ?2)", params![user, product])?
                 == 0
         {
             return Ok(Err(Conflict::TrialUsed));
@@ -346,11 +348,7 @@ impl SubscriptionStore for SqliteStore {
                 None => None,
             };
             let trial_used = c
-                .row(
-                    "SELECT 1 FROM trials WHERE user_id = ?1 AND product_id = ?2",
-                    params![user, product],
-                    |_| Ok(()),
-                )
+                .row("SELECT 1 FROM trials WHERE user_id = ?1 AND product_id = ?2", params![user, product], |_| Ok(()))
                 .optional()?
                 .is_some();
             let balance_minor =
@@ -509,5 +507,17 @@ impl OutboxStore for SqliteStore {
     async fn delete_outbox(&self, entry: &OutboxEntry) -> Result<(), InfraError> {
         let id = entry.job.job_id.clone();
         self.run(move |c| c.exec("DELETE FROM outbox WHERE job_id = ?1", [id]).map(|_| ())).await
+    }
+
+    async fn delete_outbox_many(&self, entries: &[OutboxEntry]) -> Result<(), InfraError> {
+        let ids: Vec<String> = entries.iter().map(|e| e.job.job_id.clone()).collect();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for id in &ids {
+                tx.exec("DELETE FROM outbox WHERE job_id = ?1", [id])?;
+            }
+            tx.commit()
+        })
+        .await
     }
 }

@@ -20,6 +20,37 @@ CREATE TABLE IF NOT EXISTS email_log (
 );
 "#;
 
+/// Takes one job in `tx` (see `EmailLog::claim_send`).
+fn claim(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    keep_until: DateTime<Utc>,
+) -> rusqlite::Result<SendClaim> {
+    let row: Option<(String, String, String, Option<String>, Option<String>)> = tx
+        .row("SELECT state, lease_until, keep_until, message_id, reason FROM email_log WHERE job_id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()?;
+    let now_s = ts(now);
+    if let Some((state, lease, keep, message_id, reason)) = row {
+        if keep > now_s {
+            match state.as_str() {
+                "sent" => return Ok(SendClaim::Sent { message_id: message_id.unwrap_or_default() }),
+                "rejected" => return Ok(SendClaim::Rejected { reason: reason.unwrap_or_default() }),
+                _ if lease > now_s => return Ok(SendClaim::InFlight),
+                _ => {}
+            }
+        }
+    }
+    tx.exec(
+        "INSERT OR REPLACE INTO email_log (job_id, state, lease_until, keep_until) VALUES (?1, 'sending', ?2, ?3)",
+        params![id, ts(lease_until), ts(keep_until)],
+    )?;
+    Ok(SendClaim::Claimed)
+}
+
 #[async_trait]
 impl EmailLog for SqliteStore {
     async fn claim_send(
@@ -29,33 +60,38 @@ impl EmailLog for SqliteStore {
         lease_until: DateTime<Utc>,
         keep_until: DateTime<Utc>,
     ) -> Result<SendClaim, InfraError> {
-        let id = job_id.to_string();
+        let claims = self.claim_sends(&[job_id], now, lease_until, keep_until).await?;
+        claims.into_iter().next().ok_or_else(|| anyhow::anyhow!("the email log answered no claim"))
+    }
+
+    async fn claim_sends(
+        &self,
+        job_ids: &[&str],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        keep_until: DateTime<Utc>,
+    ) -> Result<Vec<SendClaim>, InfraError> {
+        let ids: Vec<String> = job_ids.iter().map(|id| id.to_string()).collect();
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let row: Option<(String, String, String, Option<String>, Option<String>)> = tx
-                .row(
-                    "SELECT state, lease_until, keep_until, message_id, reason FROM email_log WHERE job_id = ?1",
-                    [&id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-                )
-                .optional()?;
-            let now_s = ts(now);
-            if let Some((state, lease, keep, message_id, reason)) = row {
-                if keep > now_s {
-                    match state.as_str() {
-                        "sent" => return Ok(SendClaim::Sent { message_id: message_id.unwrap_or_default() }),
-                        "rejected" => return Ok(SendClaim::Rejected { reason: reason.unwrap_or_default() }),
-                        _ if lease > now_s => return Ok(SendClaim::InFlight),
-                        _ => {}
-                    }
-                }
-            }
-            tx.exec(
-                "INSERT OR REPLACE INTO email_log (job_id, state, lease_until, keep_until) VALUES (?1, 'sending', ?2, ?3)",
-                params![id, ts(lease_until), ts(keep_until)],
-            )?;
+            let claims = ids
+                .iter()
+                .map(|id| claim(&tx, id, now, lease_until, keep_until))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             tx.commit()?;
-            Ok(SendClaim::Claimed)
+            Ok(claims)
+        })
+        .await
+    }
+
+    async fn mark_sent_many(&self, sent: &[(&str, &str)]) -> Result<(), InfraError> {
+        let sent: Vec<(String, String)> = sent.iter().map(|(id, m)| (id.to_string(), m.to_string())).collect();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for (id, mid) in &sent {
+                tx.exec("UPDATE email_log SET state = 'sent', message_id = ?2 WHERE job_id = ?1", params![id, mid])?;
+            }
+            tx.commit()
         })
         .await
     }

@@ -40,14 +40,15 @@ CREATE INDEX IF NOT EXISTS email_log_by_expiry ON email_log (keep_until);
 /// A database made before the due index has no due columns: add them and index every
 /// subscription once. Runs at open, before `SCHEMA`.
 pub(super) fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
-    let has_due: bool = c
-        .prepare_cached("SELECT 1 FROM pragma_table_info('subscriptions') WHERE name = 'due_at'")?
-        .exists([])?;
+    let has_due: bool =
+        c.prepare_cached("SELECT 1 FROM pragma_table_info('subscriptions') WHERE name = 'due_at'")?.exists([])?;
     if has_due {
         return Ok(());
     }
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute_batch("ALTER TABLE subscriptions ADD COLUMN due_at TEXT; ALTER TABLE subscriptions ADD COLUMN due_shard INTEGER;")?;
+    tx.execute_batch(
+        "ALTER TABLE subscriptions ADD COLUMN due_at TEXT; ALTER TABLE subscriptions ADD COLUMN due_shard INTEGER;",
+    )?;
     let subs: Vec<Subscription> = docs(&tx, "SELECT doc FROM subscriptions", [])?;
     for s in subs {
         tx.exec(
@@ -87,7 +88,8 @@ impl LifecycleStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Subscription>, InfraError> {
         // One index covers every day, so the watermark is not needed to bound the read.
-        let (after_at, after_id) = after.map_or((String::new(), String::new()), |a| (ts(a.due_at), a.subscription_id.clone()));
+        let (after_at, after_id) =
+            after.map_or((String::new(), String::new()), |a| (ts(a.due_at), a.subscription_id.clone()));
         self.run(move |c| {
             docs(
                 c,
