@@ -115,8 +115,13 @@ async fn seed_one(stores: Stores, i: usize) {
 fn run_stark(global: &[&str], envs: &[(&str, String)]) -> (f64, f64, String) {
     let stark = env!("CARGO_BIN_EXE_stark");
     let t = Instant::now();
+    // LIFECYCLE_BENCH_PERF=FILE: record a profile of the run with `perf record -g`.
+    let perf: Vec<String> = std::env::var("LIFECYCLE_BENCH_PERF")
+        .map(|f| vec!["perf".into(), "record".into(), "-F".into(), "499".into(), "-g".into(), "-o".into(), f])
+        .unwrap_or_default();
     let out = std::process::Command::new("/usr/bin/time")
         .args(["-f", "%M"])
+        .args(&perf)
         .arg(stark)
         .args(global)
         .args(["lifecycle", "run", "--now", "2026-12-02T03:00:00Z"])

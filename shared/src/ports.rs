@@ -552,11 +552,13 @@ pub trait EmailQueue: Send + Sync {
     async fn enqueue_entry(&self, entry: &OutboxEntry) -> Result<bool, InfraError> {
         self.enqueue(&entry.job).await.map(|()| true)
     }
-    /// Waits until every job handed over so far is handled, for a queue that handles them in
-    /// this process (so a long batch job holds a page of emails in memory, not all of them).
-    /// A remote queue holds them durably once `enqueue` returns: nothing to wait for.
-    async fn settle(&self) -> Result<(), InfraError> {
-        Ok(())
+    /// Resolves once every job handed over before the call is handled, for a queue that
+    /// handles them in this process (so a long batch job holds a page or two of emails in
+    /// memory, not all of them). The mark is placed at the call, so a caller may go on and
+    /// await it later. A remote queue holds jobs durably once `enqueue` returns: nothing to
+    /// wait for.
+    fn settle(&self) -> futures::future::BoxFuture<'static, Result<(), InfraError>> {
+        Box::pin(std::future::ready(Ok(())))
     }
     /// For the health endpoint.
     async fn ping(&self) -> Result<(), InfraError>;

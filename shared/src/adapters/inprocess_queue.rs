@@ -129,8 +129,8 @@ impl EmailQueue for InProcessQueue {
             .map_err(|_| anyhow::anyhow!("the in-process email worker has stopped"))
     }
 
-    async fn settle(&self) -> Result<(), InfraError> {
-        self.flush().await
+    fn settle(&self) -> futures::future::BoxFuture<'static, Result<(), InfraError>> {
+        Box::pin(self.flush())
     }
 
     async fn ping(&self) -> Result<(), InfraError> {

@@ -201,10 +201,14 @@ pub async fn run_shard(
     let mut counts = RunCounts::default();
     let mut earliest_left: Option<NaiveDate> = None;
     let mut after: Option<DueCursor> = None;
+    let mut settling: Option<futures::future::BoxFuture<'static, Result<(), InfraError>>> = None;
     loop {
         // At least one page per call, so a worker handed a shard near its deadline still
         // makes progress and the hand-on can never loop.
         if after.is_some() && opts.deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            if let Some(last) = settling {
+                last.await?;
+            }
             return Ok(ShardDone { counts, complete: false });
         }
         let page = lifecycle.due_subscriptions(shard, from, now, after.as_ref(), PAGE).await?;
@@ -236,14 +240,20 @@ pub async fn run_shard(
             }
             opts.observer.subscription_done(&h.counts);
         }
-        // The page's emails are written before the next page is read: memory stays bounded
-        // by the page even with the in-process queue.
+        // The emails of the page before are written before the next page is read, while
+        // this page's are being written: memory stays bounded by two pages even with the
+        // in-process queue, and its worker and these commits overlap.
         if !opts.dry_run {
-            ctx.email_queue.settle().await?;
+            if let Some(before) = settling.replace(ctx.email_queue.settle()) {
+                before.await?;
+            }
         }
         if !full {
             break;
         }
+    }
+    if let Some(last) = settling {
+        last.await?;
     }
     if !opts.dry_run {
         let mark = earliest_left.map_or(due_day(now), |d| d.min(due_day(now)));

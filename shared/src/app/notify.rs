@@ -3,6 +3,7 @@
 //! The Lambda `email-sender` runs it per SQS record; `stark serve` per in-process job.
 
 use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -20,6 +21,8 @@ pub const SENDER_TIMEOUT_SECS: i64 = 10;
 /// uses the same lease and, owning its data dir alone, also takes over at start whatever
 /// the process before it held (see [`Sender::takes_over_before`]).
 pub const LEASE: Duration = Duration::seconds(SENDER_TIMEOUT_SECS);
+/// Emails of one batch being sent at once.
+const SENDS_AT_ONCE: usize = 4;
 /// How long the log remembers a job: past any redelivery.
 const KEEP: Duration = Duration::days(30);
 
@@ -109,26 +112,30 @@ impl Sender {
                 }
             }
         }
-        let sent = futures::future::join_all(claimed.iter().map(|(i, email)| async move {
-            let job = &jobs[*i];
-            let d = match self.mailer.send(email).await {
-                Ok(message_id) => Delivery::Sent { message_id },
-                Err(SendFailure::Rejected(reason)) => {
-                    if let Err(e) = self.log.mark_rejected(&job.job_id, &job.to, &reason).await {
-                        tracing::warn!(job_id = %job.job_id, error = %e, "rejection could not be recorded");
+        // A few sends at a time: overlapped, without a thread per email of the batch.
+        let sends: Vec<_> = claimed
+            .iter()
+            .map(|(i, email)| async move {
+                let job = &jobs[*i];
+                let d = match self.mailer.send(email).await {
+                    Ok(message_id) => Delivery::Sent { message_id },
+                    Err(SendFailure::Rejected(reason)) => {
+                        if let Err(e) = self.log.mark_rejected(&job.job_id, &job.to, &reason).await {
+                            tracing::warn!(job_id = %job.job_id, error = %e, "rejection could not be recorded");
+                        }
+                        Delivery::Rejected { reason }
                     }
-                    Delivery::Rejected { reason }
-                }
-                Err(SendFailure::Transient(e)) => {
-                    if let Err(release) = self.log.release_send(&job.job_id).await {
-                        tracing::warn!(job_id = %job.job_id, error = %release, "send claim could not be released");
+                    Err(SendFailure::Transient(e)) => {
+                        if let Err(release) = self.log.release_send(&job.job_id).await {
+                            tracing::warn!(job_id = %job.job_id, error = %release, "send claim could not be released");
+                        }
+                        Delivery::Retry { reason: format!("{e:#}") }
                     }
-                    Delivery::Retry { reason: format!("{e:#}") }
-                }
-            };
-            (*i, d)
-        }))
-        .await;
+                };
+                (*i, d)
+            })
+            .collect();
+        let sent: Vec<(usize, Delivery)> = futures::stream::iter(sends).buffer_unordered(SENDS_AT_ONCE).collect().await;
         let marks: Vec<(&str, &str)> = sent
             .iter()
             .filter_map(|(i, d)| match d {
