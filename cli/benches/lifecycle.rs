@@ -113,7 +113,8 @@ async fn seed_one(stores: Stores, i: usize) {
 /// Runs `stark <global args> lifecycle run --now now()` under /usr/bin/time: (seconds, peak
 /// RSS in MiB, the summary line).
 fn run_stark(global: &[&str], envs: &[(&str, String)]) -> (f64, f64, String) {
-    let stark = env!("CARGO_BIN_EXE_stark");
+    // LIFECYCLE_BENCH_STARK=PATH: another build of `stark` (a before, in the same sitting).
+    let stark = std::env::var("LIFECYCLE_BENCH_STARK").unwrap_or_else(|_| env!("CARGO_BIN_EXE_stark").to_string());
     let t = Instant::now();
     // LIFECYCLE_BENCH_PERF=FILE: record a profile of the run with `perf record -g`.
     let perf: Vec<String> = std::env::var("LIFECYCLE_BENCH_PERF")
@@ -122,7 +123,7 @@ fn run_stark(global: &[&str], envs: &[(&str, String)]) -> (f64, f64, String) {
     let out = std::process::Command::new("/usr/bin/time")
         .args(["-f", "%M"])
         .args(&perf)
-        .arg(stark)
+        .arg(&stark)
         .args(global)
         .args(["lifecycle", "run", "--now", "2026-12-02T03:00:00Z"])
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
