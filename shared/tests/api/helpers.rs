@@ -67,7 +67,12 @@ impl Storage {
             .build();
         let client = aws_sdk_dynamodb::Client::from_conf(conf);
         let table = crate::aws::unique("stark-outage");
-        DynamoStore::create_table(&client, &table).await.unwrap();
+        // Made with the SDK's own timeouts: a fresh moto can take longer than the app's
+        // 700 ms attempt, and a retried CreateTable then finds the table it made (CI saw it).
+        let setup = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&crate::aws::sdk_config().await).endpoint_url(endpoint).build(),
+        );
+        DynamoStore::create_table(&setup, &table).await.unwrap();
         Storage { data_dir: dir.path().to_path_buf(), _keep: Some(dir), table: Some((client, table, iam)) }
     }
 
