@@ -173,7 +173,7 @@ fn main() {
         let (client, table) = aws::dynamo_table().await;
         let store = Arc::new(stark::adapters::dynamodb::DynamoStore::new(client, table.clone()));
         let t = Instant::now();
-        seed(&Stores::from_adapter(store), n, 16).await;
+        seed(&Stores::from_adapter(store), n, 8).await;
         println!("DynamoDB on moto: {n} subscriptions seeded in {:.1} s", t.elapsed().as_secs_f64());
         table
     });
