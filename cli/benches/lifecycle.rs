@@ -169,6 +169,10 @@ fn main() {
         return;
     }
     let n: usize = std::env::var("LIFECYCLE_BENCH_DYNAMO").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    if n == 0 {
+        println!("DynamoDB: not run (LIFECYCLE_BENCH_DYNAMO=0)");
+        return;
+    }
     let table = rt.block_on(async {
         let (client, table) = aws::dynamo_table().await;
         let store = Arc::new(stark::adapters::dynamodb::DynamoStore::new(client, table.clone()));
