@@ -596,7 +596,9 @@ async fn a_shard_past_its_deadline_stops_after_a_page_and_the_next_call_finishes
             .await
             .unwrap();
         assert!(!first.complete, "shard {shard}: the deadline had passed");
-        assert_eq!(first.counts.expired, 100, "shard {shard}: one page, then it stops");
+        // A step that keeps losing its commit (moto under load reports transaction
+        // conflicts) is left for the next call, by design: counted, never lost.
+        assert_eq!(first.counts.expired + first.counts.left, 100, "shard {shard}: one page, then it stops");
         assert_eq!(stores.lifecycle.watermark(shard).await.unwrap(), None, "an unfinished shard keeps its watermark");
         let rest = crate::iam::AS_FUNCTION
             .scope(
