@@ -269,11 +269,10 @@ impl UserStore for SqliteStore {
     async fn users_by_id(&self, ids: &[String]) -> Result<Vec<User>, InfraError> {
         let ids = ids.to_vec();
         self.run(move |c| {
+            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1");
             let mut users = Vec::with_capacity(ids.len());
             for id in ids {
-                if let Some(u) =
-                    c.row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id], user_from_row).optional()?
-                {
+                if let Some(u) = c.row(&sql, [id], user_from_row).optional()? {
                     users.push(u);
                 }
             }

@@ -202,14 +202,13 @@ pub async fn run_shard(
     let mut earliest_left: Option<NaiveDate> = None;
     let mut after: Option<DueCursor> = None;
     let mut settling: Option<futures::future::BoxFuture<'static, Result<(), InfraError>>> = None;
+    let mut complete = true;
     loop {
         // At least one page per call, so a worker handed a shard near its deadline still
         // makes progress and the hand-on can never loop.
         if after.is_some() && opts.deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-            if let Some(last) = settling {
-                last.await?;
-            }
-            return Ok(ShardDone { counts, complete: false });
+            complete = false;
+            break;
         }
         let page = lifecycle.due_subscriptions(shard, from, now, after.as_ref(), PAGE).await?;
         let Some(last) = page.last() else { break };
@@ -254,6 +253,9 @@ pub async fn run_shard(
     }
     if let Some(last) = settling {
         last.await?;
+    }
+    if !complete {
+        return Ok(ShardDone { counts, complete });
     }
     if !opts.dry_run {
         let mark = earliest_left.map_or(due_day(now), |d| d.min(due_day(now)));

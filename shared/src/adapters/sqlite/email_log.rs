@@ -97,12 +97,7 @@ impl EmailLog for SqliteStore {
     }
 
     async fn mark_sent(&self, job_id: &str, message_id: &str) -> Result<(), InfraError> {
-        let (id, mid) = (job_id.to_string(), message_id.to_string());
-        self.run(move |c| {
-            c.exec("UPDATE email_log SET state = 'sent', message_id = ?2 WHERE job_id = ?1", params![id, mid])
-                .map(|_| ())
-        })
-        .await
+        self.mark_sent_many(&[(job_id, message_id)]).await
     }
 
     async fn mark_rejected(&self, job_id: &str, to: &Email, reason: &str) -> Result<(), InfraError> {
