@@ -234,13 +234,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     eprintln!("stark serve: the catalog was empty; loaded the demo catalog (infra/catalog.json)")
                 }
                 Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "could not check or seed the catalog"),
+                Err(e) => tracing::warn!(error = %stark::logs::chain(&e), "could not check or seed the catalog"),
             }
             // Emails a previous run committed but could not queue go out now, then regularly.
             match stark::app::outbox::sweep(&ctx, chrono::Duration::zero()).await {
                 Ok(0) => {}
                 Ok(swept) => tracing::info!(swept, "sent emails left in the outbox"),
-                Err(e) => tracing::warn!(error = %e, "outbox sweep failed"),
+                Err(e) => tracing::warn!(error = %stark::logs::chain(&e), "outbox sweep failed"),
             }
             let sweeper = tokio::spawn({
                 let ctx = ctx.clone();
@@ -248,7 +248,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     loop {
                         tokio::time::sleep(SWEEP_EVERY).await;
                         if let Err(e) = stark::app::outbox::sweep(&ctx, stark::app::outbox::SWEEP_AGE).await {
-                            tracing::warn!(error = %e, "outbox sweep failed");
+                            tracing::warn!(error = %stark::logs::chain(&e), "outbox sweep failed");
                         }
                     }
                 }
@@ -268,7 +268,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                                 tracing::info!(run_id = %run.run_id, counts = ?run.counts, "lifecycle run finished")
                             }
                             Err(e) => {
-                                tracing::warn!(error = %e, "lifecycle run failed; the next one takes up what is left")
+                                tracing::warn!(error = %stark::logs::chain(&e), "lifecycle run failed; the next one takes up what is left")
                             }
                         }
                     }
@@ -288,7 +288,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 l.abort();
             }
             if let Err(e) = stark::app::outbox::sweep(&ctx, chrono::Duration::zero()).await {
-                tracing::warn!(error = %e, "final outbox sweep failed; the next start sends what is left");
+                tracing::warn!(error = %stark::logs::chain(&e), "final outbox sweep failed; the next start sends what is left");
             }
             // Every request has finished; its emails reach the outbox before the process ends.
             if let Some(queue) = outbox_queue {

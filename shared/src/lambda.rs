@@ -32,7 +32,7 @@ pub fn to_api(event: Request) -> ApiRequest {
 pub async fn serve_http(served: &'static [Endpoint]) -> Result<(), lambda_http::Error> {
     init_tracing();
     let ctx = Arc::new(crate::config::lambda_context(served).await.map_err(|e| {
-        tracing::error!(error = %e, "start-up failed");
+        tracing::error!(error = %crate::logs::chain(&e), "start-up failed");
         e
     })?);
     lambda_http::run(service_fn(move |event: Request| {
@@ -58,7 +58,7 @@ pub async fn serve_email_sender() -> Result<(), lambda_runtime::Error> {
     use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
     init_tracing();
     let (sender, dead) = crate::config::sender_from_env().await.map_err(|e| {
-        tracing::error!(error = %e, "start-up failed");
+        tracing::error!(error = %crate::logs::chain(&e), "start-up failed");
         e
     })?;
     let (sender, dead) = (Arc::new(sender), dead);
@@ -96,7 +96,7 @@ pub async fn serve_outbox_sweep() -> Result<(), lambda_runtime::Error> {
         return Err("EMAIL_QUEUE_URL is not set".into());
     }
     let ctx = Arc::new(crate::config::lambda_context(&[]).await.map_err(|e| {
-        tracing::error!(error = %e, "start-up failed");
+        tracing::error!(error = %crate::logs::chain(&e), "start-up failed");
         e
     })?);
     lambda_runtime::run(lambda_runtime::service_fn(move |_event: lambda_runtime::LambdaEvent<serde_json::Value>| {
@@ -124,7 +124,7 @@ pub async fn serve_lifecycle() -> Result<(), lambda_runtime::Error> {
         anyhow::Ok((ctx, crate::adapters::sqs::SqsShardQueue::new(sqs, url)))
     };
     let (ctx, queue) = started.await.map_err(|e| {
-        tracing::error!(error = %e, "start-up failed");
+        tracing::error!(error = %crate::logs::chain(&e), "start-up failed");
         e
     })?;
     let (ctx, queue) = (Arc::new(ctx), Arc::new(queue));
@@ -162,7 +162,7 @@ pub async fn serve_lifecycle_worker() -> Result<(), lambda_runtime::Error> {
         anyhow::Ok((ctx, queue, crate::adapters::sqs::SqsDeadLetters::new(sqs, dlq)))
     };
     let (ctx, queue, dead) = started.await.map_err(|e| {
-        tracing::error!(error = %e, "start-up failed");
+        tracing::error!(error = %crate::logs::chain(&e), "start-up failed");
         e
     })?;
     let parts = Arc::new((ctx, queue, dead));
@@ -184,7 +184,7 @@ pub async fn serve_lifecycle_worker() -> Result<(), lambda_runtime::Error> {
                 match crate::app::lifecycle::work_shard(ctx, queue, dead, &body, Some(deadline)).await {
                     Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "lifecycle shard handled"),
                     Err(e) => {
-                        tracing::error!(message_id = %id, error = %e, "lifecycle shard failed; SQS retries it");
+                        tracing::error!(message_id = %id, error = %crate::logs::chain(&e), "lifecycle shard failed; SQS retries it");
                         let mut f = BatchItemFailure::default();
                         f.item_identifier = id;
                         resp.batch_item_failures.push(f);

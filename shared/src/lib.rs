@@ -11,6 +11,7 @@ pub mod http;
 pub mod i18n;
 pub mod lambda;
 pub mod local;
+pub mod logs;
 pub mod ports;
 pub mod security;
 pub mod timing;

@@ -39,7 +39,7 @@ async fn handle(sender: &Sender, outbox: &dyn OutboxStore, jobs: &[EmailJob], en
         .collect();
     if !done.is_empty() {
         if let Err(err) = outbox.delete_outbox_many(&done).await {
-            tracing::warn!(jobs = done.len(), error = %err, "handled email jobs could not be removed from the outbox");
+            tracing::warn!(jobs = done.len(), error = %crate::logs::chain(&err), "handled email jobs could not be removed from the outbox");
         }
     }
 }

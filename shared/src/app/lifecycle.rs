@@ -91,7 +91,7 @@ pub async fn run_lifecycle(
             Ok(done) => run.counts.add(&done.counts),
             // The other shards still run; this one is taken up again by the next run.
             Err(e) => {
-                tracing::error!(shard, error = %e, "lifecycle shard failed");
+                tracing::error!(shard, error = %crate::logs::chain(&e), "lifecycle shard failed");
                 failure.get_or_insert(e);
             }
         }

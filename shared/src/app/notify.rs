@@ -121,13 +121,13 @@ impl Sender {
                     Ok(message_id) => Delivery::Sent { message_id },
                     Err(SendFailure::Rejected(reason)) => {
                         if let Err(e) = self.log.mark_rejected(&job.job_id, &job.to, &reason).await {
-                            tracing::warn!(job_id = %job.job_id, error = %e, "rejection could not be recorded");
+                            tracing::warn!(job_id = %job.job_id, error = %crate::logs::chain(&e), "rejection could not be recorded");
                         }
                         Delivery::Rejected { reason }
                     }
                     Err(SendFailure::Transient(e)) => {
                         if let Err(release) = self.log.release_send(&job.job_id).await {
-                            tracing::warn!(job_id = %job.job_id, error = %release, "send claim could not be released");
+                            tracing::warn!(job_id = %job.job_id, error = %crate::logs::chain(&release), "send claim could not be released");
                         }
                         Delivery::Retry { reason: format!("{e:#}") }
                     }
@@ -146,7 +146,7 @@ impl Sender {
         if !marks.is_empty() {
             if let Err(e) = self.log.mark_sent_many(&marks).await {
                 // Sent all the same; a redelivery within the lease still finds them held.
-                tracing::warn!(jobs = marks.len(), error = %e, "sent emails could not be recorded");
+                tracing::warn!(jobs = marks.len(), error = %crate::logs::chain(&e), "sent emails could not be recorded");
             }
         }
         for (i, d) in sent {
@@ -231,7 +231,7 @@ pub async fn handle_batch(sender: &Sender, dead: &dyn DeadLetters, messages: &[Q
             match dead.park(&m.body, &reason).await {
                 Ok(()) => None,
                 Err(e) => {
-                    tracing::error!(message_id = %m.id, error = %e, "could not park the message; it will be retried");
+                    tracing::error!(message_id = %m.id, error = %crate::logs::chain(&e), "could not park the message; it will be retried");
                     Some(m.id.clone())
                 }
             }

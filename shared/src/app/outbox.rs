@@ -22,14 +22,14 @@ pub async fn relay(ctx: &AppContext, entries: &[OutboxEntry]) -> (usize, usize) 
             // A one-time code past its expiry: sending it now would only confuse.
             tracing::info!(job_id = %e.job.job_id, template = e.job.template.as_str(), "dropping an expired email job");
             if let Err(err) = ctx.stores.outbox.delete_outbox(e).await {
-                tracing::warn!(job_id = %e.job.job_id, error = %err, "expired email job could not be removed");
+                tracing::warn!(job_id = %e.job.job_id, error = %crate::logs::chain(&err), "expired email job could not be removed");
             }
             continue;
         }
         let durable = match ctx.email_queue.enqueue_entry(e).await {
             Ok(durable) => durable,
             Err(err) => {
-                tracing::warn!(job_id = %e.job.job_id, template = e.job.template.as_str(), error = %err, "email job stays in the outbox: the queue refused it");
+                tracing::warn!(job_id = %e.job.job_id, template = e.job.template.as_str(), error = %crate::logs::chain(&err), "email job stays in the outbox: the queue refused it");
                 refused += 1;
                 continue;
             }
@@ -40,7 +40,7 @@ pub async fn relay(ctx: &AppContext, entries: &[OutboxEntry]) -> (usize, usize) 
         }
         if let Err(err) = ctx.stores.outbox.delete_outbox(e).await {
             // It was sent; the sweep will send it again, and the sender drops the duplicate.
-            tracing::warn!(job_id = %e.job.job_id, error = %err, "sent email job could not be removed from the outbox");
+            tracing::warn!(job_id = %e.job.job_id, error = %crate::logs::chain(&err), "sent email job could not be removed from the outbox");
         }
     }
     (sent, refused)

@@ -68,10 +68,10 @@ impl ApiError {
                     tracing::warn!(error = %lost, "answered lock_timeout");
                     (StatusCode::CONFLICT, "lock_timeout", None, Some(LOCK_TIMEOUT_RETRY_AFTER), None)
                 } else if is_unavailable(&e) {
-                    tracing::error!(error = ?e, "a dependency failed");
+                    tracing::error!(error = %crate::logs::chain(&e), "a dependency failed");
                     (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", None, Some(UNAVAILABLE_RETRY_AFTER), None)
                 } else {
-                    tracing::error!(error = ?e, "internal error");
+                    tracing::error!(error = %crate::logs::chain(&e), "internal error");
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", None, None, None)
                 }
             }

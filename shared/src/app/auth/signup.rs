@@ -55,7 +55,7 @@ pub async fn signup(ctx: &AppContext, input: SignupInput) -> Result<User, Signup
     )
     .await;
     if let Err(e) = recorded {
-        tracing::warn!(error = %e, "signup send was not recorded in the resend window");
+        tracing::warn!(error = %crate::logs::chain(&e), "signup send was not recorded in the resend window");
     }
     crate::app::outbox::relay(ctx, &outbox).await;
     Ok(user)

@@ -210,7 +210,7 @@ pub async fn purchase(ctx: &AppContext, req: &ApiRequest) -> Result<ApiResponse,
             // Not an answer (our failure, an outage, lost races): free the key so a retry
             // runs again.
             if let Err(release) = ctx.stores.idempotency.release_idempotency(&caller.user_id, &t.key, &t.token).await {
-                tracing::warn!(error = %release, "idempotency key could not be released");
+                tracing::warn!(error = %crate::logs::chain(&release), "idempotency key could not be released");
             }
             Err(billing_error(e))
         }

@@ -12,7 +12,7 @@ pub async fn health(ctx: &AppContext) -> Result<ApiResponse, ApiError> {
     let check = |r: Result<Result<(), anyhow::Error>, tokio::time::error::Elapsed>| match r {
         Ok(Ok(())) => "ok",
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "health check failed");
+            tracing::warn!(error = %crate::logs::chain(&e), "health check failed");
             "down"
         }
         Err(_) => "timeout",
