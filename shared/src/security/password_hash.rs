@@ -6,8 +6,8 @@
 //! are not allocated per hash: glibc's malloc raises its mmap threshold after the first such
 //! block is freed, then serves later ones from per-thread arenas that it never gives back,
 //! and `stark serve` grew from 30 MB to 2.5 GB after ~400 logins that way. Instead each
-//! hashing permit owns one block buffer, made on first use and reused by every hash run
-//! under that permit, so the memory is bounded by the number of permits (one per core).
+//! hashing thread (one per core, a permit each) owns one block buffer, made on first use and
+//! reused by every hash it runs, so the memory is bounded by the number of permits.
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash as Phc, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -40,38 +40,92 @@ pub const PRODUCTION_DUMMY: &str =
 /// derived from a password by the very function whose output is the stored hash.
 type Blocks = Vec<Block>;
 
-/// At most one hash per permit runs at a time, each in its permit's buffer.
+/// A hash to run on a hashing thread, in that thread's buffer.
+type Job = Box<dyn FnOnce(&mut Blocks) + Send>;
+
+/// How much hashing threads yield to the rest of the process (`nice`, 0 to 19). A login is
+/// 30 ms of argon2 around about a millisecond of store calls and token work; at the same
+/// priority, the scheduler shares a core between a hash and that millisecond in time slices
+/// of several milliseconds, so on two cores with two hashes running every other request
+/// waited behind them. At 10, whatever wakes up for a request runs first and the hashes take
+/// the rest (a nice-10 thread still gets about a tenth of a core against a busy nice-0 one).
+const HASHING_NICE: i32 = 10;
+
+/// One thread per permit, started on the first hash, each owning one block buffer: at most
+/// `n` hashes run at a time, and the memory is `n` buffers however many hashes are asked for.
 struct Permits {
-    gate: tokio::sync::Semaphore,
-    /// Buffers not in use; never more than the number of permits exist.
-    free: Mutex<Vec<Blocks>>,
+    n: usize,
+    gate: Arc<tokio::sync::Semaphore>,
+    jobs: OnceLock<std::sync::mpsc::Sender<Job>>,
+    /// Each thread's buffer length in blocks, after its last hash.
+    buffers: Arc<Mutex<Vec<usize>>>,
 }
 
 impl Permits {
     fn new(n: usize) -> Self {
-        Permits { gate: tokio::sync::Semaphore::new(n), free: Mutex::new(Vec::with_capacity(n)) }
+        Permits {
+            n,
+            gate: Arc::new(tokio::sync::Semaphore::new(n)),
+            jobs: OnceLock::new(),
+            buffers: Arc::new(Mutex::new(vec![0; n])),
+        }
     }
 
-    /// Runs `f` on the blocking pool with a buffer of at least `blocks` blocks, under a permit.
+    fn jobs(&self) -> &std::sync::mpsc::Sender<Job> {
+        self.jobs.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<Job>();
+            let rx = Arc::new(Mutex::new(rx));
+            for i in 0..self.n {
+                let (rx, buffers) = (rx.clone(), self.buffers.clone());
+                // A thread that cannot be started leaves the others; with none, the
+                // receiver is gone and every hash answers an error.
+                let _ = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
+                    lower_priority();
+                    let mut buffer = Blocks::new();
+                    loop {
+                        let next = { rx.lock().unwrap_or_else(|p| p.into_inner()).recv() };
+                        let Ok(job) = next else { return };
+                        job(&mut buffer);
+                        buffers.lock().unwrap_or_else(|p| p.into_inner())[i] = buffer.len();
+                    }
+                });
+            }
+            tx
+        })
+    }
+
+    /// Runs `f` on a hashing thread with a buffer of at least `blocks` blocks, under a
+    /// permit. The permit goes with the job, so a request dropped while its hash runs does
+    /// not let another hash start beside it.
     async fn run<T: Send + 'static>(
         &self,
         blocks: usize,
         f: impl FnOnce(&mut [Block]) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
-        let _permit = self.gate.acquire().await?;
-        let mut buffer = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default();
-        let (out, buffer) = tokio::task::spawn_blocking(move || {
+        let permit = self.gate.clone().acquire_owned().await?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |buffer: &mut Blocks| {
             if buffer.len() < blocks {
-                // First use of this permit's buffer, or the cost went up: grow it once, and
+                // First use of this thread's buffer, or the cost went up: grow it once, and
                 // keep it. A hash stored at a lower cost uses the front of it.
                 buffer.resize(blocks, Block::default());
             }
             let out = f(&mut buffer[..blocks]);
-            (out, buffer)
-        })
-        .await?;
-        self.free.lock().unwrap_or_else(|p| p.into_inner()).push(buffer);
-        Ok(out)
+            drop(permit);
+            let _ = tx.send(out);
+        });
+        self.jobs().send(job).map_err(|_| anyhow::anyhow!("no hashing thread is running"))?;
+        rx.await.map_err(|_| anyhow::anyhow!("a hashing thread stopped in the middle of a hash"))
+    }
+}
+
+/// Lowers the calling thread's scheduling priority to [`HASHING_NICE`]; on Linux the nice
+/// value is per thread. Without permission it stays as it was.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority reads no memory of ours; who = 0 is the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS as _, 0, HASHING_NICE);
     }
 }
 
@@ -204,7 +258,7 @@ impl PasswordHasherService {
         self.permits.run(params.block_count(), move |memory| hash_in(&params, &password, memory)).await?
     }
 
-    /// Hashes on the blocking pool: argon2id at production cost takes tens of milliseconds.
+    /// Hashes on a hashing thread: argon2id at production cost takes tens of milliseconds.
     pub async fn hash(&self, password: &Password) -> anyhow::Result<PasswordHash> {
         crate::timing::time_async(crate::timing::Part::Hash, self.hash_text(password.expose().to_string())).await
     }
@@ -284,9 +338,25 @@ mod tests {
             assert_eq!(svc.verify(&pw, Some(&big)).await.unwrap(), Verdict::Match { needs_rehash: true });
             assert_eq!(svc.verify(&pw, Some(&small)).await.unwrap(), Verdict::Match { needs_rehash: false });
         }
-        let buffers = svc.permits.free.lock().unwrap();
+        let buffers = svc.permits.buffers.lock().unwrap();
         assert!(buffers.len() <= std::thread::available_parallelism().map_or(2, |n| n.get()));
-        assert!(buffers.iter().any(|b| b.len() == 256), "{:?}", buffers.iter().map(Vec::len).collect::<Vec<_>>());
+        assert!(buffers.iter().any(|&b| b == 256), "{buffers:?}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashes_run_on_their_own_threads_at_a_lower_priority() {
+        let svc = PasswordHasherService::new(HashCost::TEST).unwrap();
+        svc.hash(&Password::parse("correct horse").unwrap()).await.unwrap();
+        // /proc/self/task/TID/stat: "tid (comm) state ..."; the nice value is field 19.
+        let nice: Vec<i64> = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+            .filter(|stat| stat.contains("(argon2-"))
+            .map(|stat| stat.rsplit_once(')').unwrap().1.split_whitespace().nth(16).unwrap().parse().unwrap())
+            .collect();
+        assert!(!nice.is_empty(), "no argon2 thread");
+        assert!(nice.iter().all(|&n| n == i64::from(HASHING_NICE)), "{nice:?}");
     }
 
     #[tokio::test]
