@@ -6,8 +6,9 @@
 //! are not allocated per hash: glibc's malloc raises its mmap threshold after the first such
 //! block is freed, then serves later ones from per-thread arenas that it never gives back,
 //! and `stark serve` grew from 30 MB to 2.5 GB after ~400 logins that way. Instead each
-//! hashing thread (one per core, a permit each) owns one block buffer, made on first use and
-//! reused by every hash it runs, so the memory is bounded by the number of permits.
+//! hashing permit (one per core) has one block buffer, made on first use and reused by every
+//! hash run under a permit, so the memory is bounded by the number of permits. The hashes run
+//! on threads of their own (one per permit) at a lower priority than the rest of the process.
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash as Phc, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -40,8 +41,8 @@ pub const PRODUCTION_DUMMY: &str =
 /// derived from a password by the very function whose output is the stored hash.
 type Blocks = Vec<Block>;
 
-/// A hash to run on a hashing thread, in that thread's buffer.
-type Job = Box<dyn FnOnce(&mut Blocks) + Send>;
+/// A hash to run on a hashing thread, with the buffer it was given.
+type Job = Box<dyn FnOnce() + Send>;
 
 /// How much hashing threads yield to the rest of the process (`nice`, 0 to 19). A login is
 /// 30 ms of argon2 around about a millisecond of store calls and token work; at the same
@@ -51,14 +52,16 @@ type Job = Box<dyn FnOnce(&mut Blocks) + Send>;
 /// the rest (a nice-10 thread still gets about a tenth of a core against a busy nice-0 one).
 const HASHING_NICE: i32 = 10;
 
-/// One thread per permit, started on the first hash, each owning one block buffer: at most
-/// `n` hashes run at a time, and the memory is `n` buffers however many hashes are asked for.
+/// One thread per permit, started on the first hash, and one block buffer per permit, made
+/// on first use: at most `n` hashes run at a time, and the memory is at most `n` buffers
+/// however many hashes are asked for. A buffer goes with the job to whichever thread takes
+/// it, so a process hashing one password at a time (a Lambda) keeps one buffer, not `n`.
 struct Permits {
     n: usize,
     gate: Arc<tokio::sync::Semaphore>,
     jobs: OnceLock<std::sync::mpsc::Sender<Job>>,
-    /// Each thread's buffer length in blocks, after its last hash.
-    buffers: Arc<Mutex<Vec<usize>>>,
+    /// Buffers not in use; never more than the number of permits exist.
+    free: Arc<Mutex<Vec<Blocks>>>,
 }
 
 impl Permits {
@@ -67,7 +70,7 @@ impl Permits {
             n,
             gate: Arc::new(tokio::sync::Semaphore::new(n)),
             jobs: OnceLock::new(),
-            buffers: Arc::new(Mutex::new(vec![0; n])),
+            free: Arc::new(Mutex::new(Vec::with_capacity(n))),
         }
     }
 
@@ -76,17 +79,15 @@ impl Permits {
             let (tx, rx) = std::sync::mpsc::channel::<Job>();
             let rx = Arc::new(Mutex::new(rx));
             for i in 0..self.n {
-                let (rx, buffers) = (rx.clone(), self.buffers.clone());
+                let rx = rx.clone();
                 // A thread that cannot be started leaves the others; with none, the
                 // receiver is gone and every hash answers an error.
                 let _ = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
                     lower_priority();
-                    let mut buffer = Blocks::new();
                     loop {
                         let next = { rx.lock().unwrap_or_else(|p| p.into_inner()).recv() };
                         let Ok(job) = next else { return };
-                        job(&mut buffer);
-                        buffers.lock().unwrap_or_else(|p| p.into_inner())[i] = buffer.len();
+                        job();
                     }
                 });
             }
@@ -103,14 +104,17 @@ impl Permits {
         f: impl FnOnce(&mut [Block]) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
         let permit = self.gate.clone().acquire_owned().await?;
+        let free = self.free.clone();
+        let mut buffer = free.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |buffer: &mut Blocks| {
+        let job: Job = Box::new(move || {
             if buffer.len() < blocks {
-                // First use of this thread's buffer, or the cost went up: grow it once, and
+                // First use of this permit's buffer, or the cost went up: grow it once, and
                 // keep it. A hash stored at a lower cost uses the front of it.
                 buffer.resize(blocks, Block::default());
             }
             let out = f(&mut buffer[..blocks]);
+            free.lock().unwrap_or_else(|p| p.into_inner()).push(buffer);
             drop(permit);
             let _ = tx.send(out);
         });
@@ -338,9 +342,9 @@ mod tests {
             assert_eq!(svc.verify(&pw, Some(&big)).await.unwrap(), Verdict::Match { needs_rehash: true });
             assert_eq!(svc.verify(&pw, Some(&small)).await.unwrap(), Verdict::Match { needs_rehash: false });
         }
-        let buffers = svc.permits.buffers.lock().unwrap();
+        let buffers = svc.permits.free.lock().unwrap();
         assert!(buffers.len() <= std::thread::available_parallelism().map_or(2, |n| n.get()));
-        assert!(buffers.iter().any(|&b| b == 256), "{buffers:?}");
+        assert!(buffers.iter().any(|b| b.len() == 256), "{:?}", buffers.iter().map(Vec::len).collect::<Vec<_>>());
     }
 
     #[cfg(target_os = "linux")]
