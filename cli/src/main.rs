@@ -474,7 +474,7 @@ fn main() {
         }
     };
     if let Err(e) = runtime.block_on(run(cli)) {
-        eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+        eprintln!("error: {}", stark::logs::chain(&e));
         std::process::exit(1);
     }
 }

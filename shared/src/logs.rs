@@ -22,11 +22,6 @@ impl fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // anyhow's alternate Display is the chain, without the backtrace even when one was
         // captured; a cause whose own text spans lines is kept on one.
-        let text = format!("{:#}", self.0);
-        if text.contains('\n') {
-            f.write_str(&text.replace('\n', " "))
-        } else {
-            f.write_str(&text)
-        }
+        f.write_str(&format!("{:#}", self.0).replace('\n', " "))
     }
 }
