@@ -477,11 +477,11 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 fn report(b: &Bench) {
     println!("\n## Warm handler cost per endpoint (µs; in process, SQLite, production argon2)\n");
     println!(
-        "| endpoint | n | total p50 | total p99 | crypto p50 | hash p50 | I/O p50 | I/O p99 | rest p50 | rest p99 |"
+        "| endpoint | n | total p50 | total p99 | crypto p50 | hash p50 | I/O p50 | I/O p99 | rest p50 | rest p99 | rest CPU p50 | rest CPU p99 |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let samples = b.samples.lock().unwrap();
-    let mut worst_rest = 0.0f64;
+    let (mut worst_rest, mut worst_cpu) = (0.0f64, (0.0f64, ""));
     for (name, s) in samples.iter() {
         let col = |f: &dyn Fn(&(Duration, Spent)) -> Duration| {
             let mut v: Vec<Duration> = s.iter().map(f).collect();
@@ -493,9 +493,13 @@ fn report(b: &Bench) {
         let hash = col(&|x| x.1.hash);
         let io = col(&|x| x.1.io);
         let rest = col(&|x| x.0.saturating_sub(x.1.crypto + x.1.hash + x.1.io));
+        let own = col(&|x| x.1.own_cpu);
         worst_rest = worst_rest.max(pct(&rest, 0.99));
+        if pct(&own, 0.99) > worst_cpu.0 {
+            worst_cpu = (pct(&own, 0.99), name);
+        }
         println!(
-            "| {name} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            "| {name} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
             s.len(),
             pct(&total, 0.5),
             pct(&total, 0.99),
@@ -504,10 +508,15 @@ fn report(b: &Bench) {
             pct(&io, 0.5),
             pct(&io, 0.99),
             pct(&rest, 0.5),
-            pct(&rest, 0.99)
+            pct(&rest, 0.99),
+            pct(&own, 0.5),
+            pct(&own, 0.99)
         );
     }
-    println!("\nHighest rest p99: {worst_rest:.1} µs (target ≤ 100 µs).");
+    println!(
+        "\nHighest rest p99: {worst_rest:.1} µs wall; as CPU time {:.1} µs ({}) (target ≤ 100 µs).",
+        worst_cpu.0, worst_cpu.1
+    );
 }
 
 fn main() {

@@ -108,7 +108,11 @@ pub async fn translation_service(
 pub async fn aws_config() -> aws_config::SdkConfig {
     static SDK: tokio::sync::OnceCell<aws_config::SdkConfig> = tokio::sync::OnceCell::const_new();
     SDK.get_or_init(|| {
-        aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(aws_timeouts()).load()
+        let https = crate::adapters::aws_https::client(crate::adapters::aws_https::Roots::from_env());
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(aws_timeouts())
+            .http_client(https)
+            .load()
     })
     .await
     .clone()

@@ -3,6 +3,7 @@
 
 pub mod amazon_translate;
 pub mod aws_errors;
+pub mod aws_https;
 pub mod cached_catalog;
 pub mod dynamodb;
 pub mod eml_outbox;
