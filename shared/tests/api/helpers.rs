@@ -175,6 +175,15 @@ async fn spawn_app_full(
     spawn_app_serving(storage, cost, enumeration_floor, translations, stark::local::ServerLimits::default()).await
 }
 
+/// The server's warnings and errors (`RUST_LOG` to change the level) go to the test's captured
+/// output, which the harness prints only when the test fails: a test that meets a 500 shows
+/// the logged cause beside its assertion. The server runs on the test's own thread (a
+/// current-thread runtime), where the capture applies.
+fn capture_server_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_test_writer().try_init();
+}
+
 async fn spawn_app_serving(
     storage: Storage,
     cost: HashCost,
@@ -182,6 +191,7 @@ async fn spawn_app_serving(
     translations: Option<stark::i18n::TranslationService>,
     limits: stark::local::ServerLimits,
 ) -> TestApp {
+    capture_server_logs();
     let clock = Arc::new(ManualClock::new(start_time()));
     let cfg = LocalConfig { hash_cost: cost, enumeration_floor, ..LocalConfig::embedded(storage.data_dir.clone()) };
     let stores = storage.stores().unwrap();
