@@ -495,8 +495,9 @@ fn report(b: &Bench) {
         let rest = col(&|x| x.0.saturating_sub(x.1.crypto + x.1.hash + x.1.io));
         let own = col(&|x| x.1.own_cpu);
         worst_rest = worst_rest.max(pct(&rest, 0.99));
-        if pct(&own, 0.99) > worst_cpu.0 {
-            worst_cpu = (pct(&own, 0.99), name);
+        let own_p99 = pct(&own, 0.99);
+        if own_p99 > worst_cpu.0 {
+            worst_cpu = (own_p99, name);
         }
         println!(
             "| {name} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
@@ -510,7 +511,7 @@ fn report(b: &Bench) {
             pct(&rest, 0.5),
             pct(&rest, 0.99),
             pct(&own, 0.5),
-            pct(&own, 0.99)
+            own_p99
         );
     }
     println!(

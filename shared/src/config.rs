@@ -108,11 +108,13 @@ pub async fn translation_service(
 pub async fn aws_config() -> aws_config::SdkConfig {
     static SDK: tokio::sync::OnceCell<aws_config::SdkConfig> = tokio::sync::OnceCell::const_new();
     SDK.get_or_init(|| {
-        let https = crate::adapters::aws_https::client(crate::adapters::aws_https::Roots::from_env());
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .timeout_config(aws_timeouts())
-            .http_client(https)
-            .load()
+        use crate::adapters::aws_https::{aws_roots_client, Roots};
+        let loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(aws_timeouts());
+        match Roots::from_env() {
+            Roots::Aws => loader.http_client(aws_roots_client()),
+            Roots::System => loader,
+        }
+        .load()
     })
     .await
     .clone()
